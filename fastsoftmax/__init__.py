@@ -1,0 +1,53 @@
+"""fastsoftmax: fast, trustworthy softmax-classifier kernels.
+
+One Array-API implementation of the linear softmax classifier -- scores, a
+stable softmax, cross-entropy with L2 regularisation and its gradient -- run on
+NumPy, on fused Numba CPU kernels or on CuPy, picked by ``backend=``,
+``--backend`` or ``$FASTSOFTMAX_BACKEND``.
+
+Importing this package imports no optional library; a backend is loaded the
+first time it is used.
+"""
+
+from ._api import (
+    cross_entropy,
+    cross_entropy_gradient,
+    log_softmax,
+    logsumexp,
+    loss,
+    loss_gradient,
+    scores,
+    softmax,
+)
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    list_backends,
+    to_numpy,
+)
+from .datasets import make_spiral
+from .models import NotFittedError, SoftmaxClassifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "NotFittedError",
+    "SoftmaxClassifier",
+    "available_backends",
+    "cross_entropy",
+    "cross_entropy_gradient",
+    "get_backend",
+    "list_backends",
+    "log_softmax",
+    "logsumexp",
+    "loss",
+    "loss_gradient",
+    "make_spiral",
+    "scores",
+    "softmax",
+    "to_numpy",
+]

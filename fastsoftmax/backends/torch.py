@@ -1,0 +1,42 @@
+"""The ``torch`` backend: the Array-API reference on PyTorch tensors.
+
+No kernels of its own: it shows the one implementation running on a third
+library, and lets ``"auto"`` keep torch tensors as torch tensors (on whatever
+device they are).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailableError, to_numpy
+
+
+class TorchBackend(Backend):
+    def owns(self, a):
+        import torch
+
+        return isinstance(a, torch.Tensor)
+
+    def asarray(self, a):
+        if self.owns(a):
+            return a
+        a = to_numpy(a)
+        if a.dtype.kind == "u" and a.dtype.itemsize > 1:
+            # torch has no min/max/compare kernels for uint16..uint64: widen labels.
+            a = a.astype(np.int64)
+        elif not a.flags.writeable:
+            a = a.copy()  # torch cannot wrap read-only memory safely
+        return self.xp.asarray(a)
+
+
+def load():
+    try:
+        import array_api_compat.torch as xp
+        import torch
+    except ImportError:
+        raise BackendUnavailableError(
+            "PyTorch is not installed; install it with 'pip install torch' "
+            "(the 'test' and 'bench' extras pin a CPU build)"
+        ) from None
+    return TorchBackend("torch", xp, version=torch.__version__, device="cpu")

@@ -1,0 +1,73 @@
+"""Shared fixtures: ONE ``backend`` fixture parametrises every cross-backend test.
+
+``FASTSOFTMAX_TEST_BACKENDS=numpy,numba`` narrows the run to those backends.
+A backend that cannot run here (no CuPy, no GPU, ...) is skipped with the reason
+the registry gives.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+from fastsoftmax.backends import backend_info
+
+# Relative tolerance per dtype: a few hundred ulps of float64, ~100 ulps of float32.
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+DTYPES = [np.float64, np.float32]
+
+
+def _selected_backends():
+    env = os.environ.get("FASTSOFTMAX_TEST_BACKENDS", "").strip()
+    if not env:
+        return fs.list_backends()
+    names = [n.strip() for n in env.split(",") if n.strip()]
+    unknown = set(names) - set(fs.list_backends())
+    if unknown:
+        raise pytest.UsageError(f"FASTSOFTMAX_TEST_BACKENDS names unknown backends {unknown}")
+    return names
+
+
+@pytest.fixture(params=_selected_backends())
+def backend(request):
+    info = backend_info(request.param)
+    if not info["available"]:
+        pytest.skip(f"backend {request.param!r} is unavailable here: {info['reason']}")
+    return fs.get_backend(request.param)
+
+
+@pytest.fixture(params=DTYPES, ids=["float64", "float32"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def rtol_for(dtype):
+    return RTOL[np.dtype(dtype)]
+
+
+def assert_close(actual, expected, dtype, *, scale=None):
+    """Compare a backend result with a float64 reference at ``dtype``'s tolerance.
+
+    ``scale`` sets the absolute floor: the magnitude of the terms that were summed
+    (entries of a sum can cancel to ~0, where only an absolute error makes sense).
+    """
+    actual = np.asarray(fs.to_numpy(actual))
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    rtol = rtol_for(dtype)
+    if scale is None:
+        finite = expected[np.isfinite(expected)]
+        scale = float(np.max(np.abs(finite))) if finite.size else 1.0
+    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol,
+                               atol=rtol * max(scale, 1e-300), equal_nan=True)
+
+
+def random_problem(n, d, k, dtype=np.float64, seed=0, scale=1.0):
+    """A random linear-model problem ``(X, y, W, b)`` as NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    X = (scale * rng.standard_normal((n, d))).astype(dtype)
+    y = rng.integers(0, k, size=n)
+    W = rng.standard_normal((d, k)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    return X, y, W, b

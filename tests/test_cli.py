@@ -1,0 +1,158 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+
+
+def run(*args, env=None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "fastsoftmax", *args], capture_output=True,
+                          text=True, env=full_env, timeout=300)
+
+
+def test_train_defaults_reproduce_the_notebook_output():
+    out = run("train", "--seed", "0")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    iterations = [line for line in lines if line.startswith("iteration")]
+    assert [line.split(":")[0] for line in iterations] == [f"iteration {i}"
+                                                           for i in range(0, 200, 10)]
+    losses = [float(line.split("loss ")[1]) for line in iterations]
+    assert all(a > b for a, b in zip(losses, losses[1:]))
+    assert abs(losses[0] - np.log(3)) < 0.01 and 0.72 < losses[-1] < 0.80
+    accuracy = [line for line in lines if line.startswith("training accuracy:")]
+    assert len(accuracy) == 1 and re.fullmatch(r"training accuracy: 0\.\d\d", accuracy[0])
+    assert out.stderr == ""
+
+
+def test_train_matches_the_library_for_the_same_seed():
+    out = run("train", "--seed", "3", "--json", "--backend", "numpy")
+    result = json.loads(out.stdout)
+    X, y = fs.make_spiral(seed=3, backend="numpy")
+    model = fs.SoftmaxClassifier(seed=3, backend="numpy").fit(X, y)
+    assert result["final_loss"] == model.loss_history_[-1]
+    assert result["accuracy"] == model.score(X, y)
+
+
+def test_train_json_is_exactly_one_object():
+    out = run("train", "--json", "--seed", "1", "--iters", "30", "--n-per-class", "20",
+              "--classes", "4", "--features", "3", "--dtype", "float32")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)  # fails on any extra line
+    assert result["n_samples"] == 80 and result["n_classes"] == 4
+    assert result["n_features"] == 3 and result["dtype"] == "float32"
+    assert len(result["loss_history"]) == 30 and result["seed"] == 1
+    assert 0 <= result["accuracy"] <= 1 and result["final_loss"] == result["loss_history"][-1]
+    assert result["backend"] in fs.available_backends()
+
+
+def test_train_without_seed_reports_the_one_it_drew():
+    a = json.loads(run("train", "--json", "--iters", "2").stdout)
+    again = json.loads(run("train", "--json", "--iters", "2", "--seed", str(a["seed"])).stdout)
+    assert again["loss_history"] == a["loss_history"]
+
+
+def test_train_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot test needs matplotlib")
+    path = tmp_path / "spiral.png"
+    out = run("train", "--seed", "0", "--plot", str(path), "--print-every", "0")
+    assert out.returncode == 0, out.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+    assert "iteration" not in out.stdout
+
+
+def test_plot_with_more_features(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot test needs matplotlib")
+    path = tmp_path / "spiral5d.png"
+    out = run("train", "--seed", "0", "--features", "5", "--plot", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["plot"] == str(path) and path.exists()
+
+
+def test_backend_flag_and_env_var():
+    out = run("train", "--json", "--iters", "2", "--backend", "array_api_strict")
+    assert json.loads(out.stdout)["backend"] == "array_api_strict"
+    out = run("train", "--json", "--iters", "2", env={"FASTSOFTMAX_BACKEND": "numpy"})
+    assert json.loads(out.stdout)["backend"] == "numpy"
+
+
+def test_backends_command():
+    out = run("backends")
+    assert out.returncode == 0
+    for name in fs.list_backends():
+        assert re.search(rf"^{name}\s+(yes|no)", out.stdout, re.M)
+    rows = json.loads(run("backends", "--json").stdout)
+    assert [r["name"] for r in rows] == fs.list_backends()
+    assert {r["name"] for r in rows if r["available"]} == set(fs.available_backends())
+
+
+BAD = [
+    (["train", "--iters", "0"], "argument --iters: must be >= 1"),
+    (["train", "--iters", "ten"], "argument --iters: expected an integer"),
+    (["train", "--lr", "0"], "argument --lr: must be a finite number > 0"),
+    (["train", "--reg", "-1"], "argument --reg: must be a finite number >= 0"),
+    (["train", "--noise", "nan"], "argument --noise"),
+    (["train", "--dtype", "float16"], "argument --dtype: invalid choice"),
+    (["train", "--backend", "tpu"], "unknown backend 'tpu'"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize("args,words", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
+def test_bad_flags_one_line_exit_2(args, words):
+    out = run(*args)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastsoftmax: error: "), out.stderr
+    assert words in lines[0]
+
+
+def test_unusable_backend_one_line_exit_2():
+    for name in fs.list_backends():
+        if name not in fs.available_backends():
+            out = run("train", "--backend", name)
+            assert out.returncode == 2 and out.stdout == ""
+            assert len(out.stderr.splitlines()) == 1
+            assert out.stderr.startswith("fastsoftmax: error: ")
+            return
+    pytest.skip("every backend is usable on this machine")
+
+
+def test_bad_env_var_one_line_exit_2():
+    out = run("train", env={"FASTSOFTMAX_BACKEND": "nope"})
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("fastsoftmax: error: unknown backend 'nope' (from "
+                                  "$FASTSOFTMAX_BACKEND); known backends: auto, "
+                                  + ", ".join(fs.list_backends()))
+
+
+def test_unwritable_plot_path_one_line_exit_2(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot test needs matplotlib")
+    out = run("train", "--iters", "2", "--plot", str(tmp_path / "no" / "such" / "dir.png"))
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
+
+
+def test_help_lists_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("train", "backends"):
+        assert cmd in out.stdout
+
+
+def test_console_script_is_installed():
+    exe = os.path.join(os.path.dirname(sys.executable), "fastsoftmax")
+    if not os.path.exists(exe):
+        pytest.skip("the fastsoftmax console script is not installed in this environment")
+    out = subprocess.run([exe, "backends", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)

@@ -1,0 +1,99 @@
+"""make_spiral: the notebook's data, vectorised, deterministic, on every backend."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastsoftmax as fs
+
+
+def _notebook_spiral(N, K, noise_draws):
+    """The notebook's own loop (cell 39), with its noise supplied."""
+    X = np.zeros((N * K, 2))
+    Y = np.zeros(N * K, dtype="uint8")
+    for j in range(K):
+        ix = range(N * j, N * (j + 1))
+        r = np.linspace(0.0, 1, N)
+        t = np.linspace(j * 4, (j + 1) * 4, N) + noise_draws[N * j:N * (j + 1)] * 0.2
+        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
+        Y[ix] = j
+    return X, Y
+
+
+def test_matches_the_notebook_loop():
+    X, y = fs.make_spiral(100, 3, seed=7, backend="numpy")
+    draws = np.random.default_rng(7).standard_normal(300)
+    X_nb, y_nb = _notebook_spiral(100, 3, draws)
+    np.testing.assert_allclose(X, X_nb, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(y, y_nb)
+
+
+def test_shapes_dtypes_and_labels(backend, dtype):
+    X, y = fs.make_spiral(50, 4, seed=0, dtype=dtype.name, backend=backend)
+    X, y = fs.to_numpy(X), fs.to_numpy(y)
+    assert X.shape == (200, 2) and X.dtype == dtype
+    assert y.shape == (200,) and y.dtype == np.int32
+    np.testing.assert_array_equal(np.bincount(y), [50] * 4)
+    assert np.all(np.linalg.norm(X, axis=1) <= 1 + 1e-6)
+
+
+def test_deterministic_for_a_seed_and_random_without(backend):
+    a = fs.to_numpy(fs.make_spiral(20, 3, seed=5, backend=backend)[0])
+    b = fs.to_numpy(fs.make_spiral(20, 3, seed=5, backend=backend)[0])
+    c = fs.to_numpy(fs.make_spiral(20, 3, seed=6, backend=backend)[0])
+    d = fs.to_numpy(fs.make_spiral(20, 3, backend=backend)[0])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, d)
+
+
+def test_cpu_backends_agree_for_a_seed(backend):
+    if backend.name == "cupy":
+        pytest.skip("cupy draws its noise on the device with its own generator (documented)")
+    ref = fs.make_spiral(30, 3, seed=11, backend="numpy")
+    got = fs.make_spiral(30, 3, seed=11, backend=backend)
+    np.testing.assert_allclose(fs.to_numpy(got[0]), ref[0], rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal(fs.to_numpy(got[1]), ref[1])
+
+
+def test_no_noise_is_exact_geometry():
+    X, y = fs.make_spiral(5, 2, noise=0.0, backend="numpy")
+    r = np.tile(np.linspace(0, 1, 5), 2)
+    t = 4 * (y + r)
+    np.testing.assert_allclose(X, np.c_[r * np.sin(t), r * np.cos(t)], atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [3, 4, 16, 64])
+def test_embedding_is_an_isometry_of_the_2d_spiral(d):
+    X2, y2 = fs.make_spiral(40, 3, seed=3, backend="numpy")
+    Xd, yd = fs.make_spiral(40, 3, n_features=d, seed=3, backend="numpy")
+    assert Xd.shape == (120, d)
+    np.testing.assert_array_equal(y2, yd)
+    # Same pairwise distances, so the same classification problem.
+    dist = lambda A: np.linalg.norm(A[:, None, :] - A[None, :, :], axis=-1)
+    np.testing.assert_allclose(dist(Xd), dist(X2), atol=1e-12)
+    # ... and every feature carries part of it.
+    assert np.all(Xd.std(axis=0) > 0.01)
+
+
+def test_one_point_per_class():
+    X, y = fs.make_spiral(1, 3, noise=0.0, backend="numpy")
+    np.testing.assert_array_equal(X, np.zeros((3, 2)))
+    np.testing.assert_array_equal(y, [0, 1, 2])
+
+
+@pytest.mark.parametrize("kwargs,exc,words", [
+    ({"n_per_class": 0}, ValueError, "n_per_class must be >= 1"),
+    ({"n_per_class": 2.5}, TypeError, "n_per_class must be an integer"),
+    ({"n_classes": 0}, ValueError, "n_classes must be >= 1"),
+    ({"n_features": 1}, ValueError, "n_features must be >= 2"),
+    ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0"),
+    ({"noise": math.nan}, ValueError, "noise must be a finite number"),
+    ({"dtype": "float16"}, ValueError, "dtype must be one of"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
+])
+def test_bad_arguments(kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        fs.make_spiral(**kwargs)
+    assert words in str(info.value)
