@@ -1,11 +1,536 @@
-"""The ``numba`` backend (fused CPU kernels) -- not yet implemented."""
+"""The ``numba`` backend: fused, parallel CPU kernels (NumPy in, NumPy out).
+
+The hot path is ``loss_gradient``. Two regimes, picked by the size of ``W``:
+
+* **narrow** (``D*K <= NARROW_MAX_DK``, the spiral's D=2, K=3): the cost is the
+  exponentials. ``_loss_gradient_narrow_kernel`` streams ``X`` once in blocks of
+  ``BLOCK`` rows, keeps everything of a block in small ``(K, BLOCK)`` buffers
+  laid out *across rows*, so every inner loop runs over rows with unit stride
+  and LLVM vectorises it (AVX2/AVX-512) -- including ``_exp``/``_log``, written
+  here as inlined polynomials because libm's are scalar calls. No N x K array
+  ever exists; extra memory is O(threads x BLOCK x (D*K + K)).
+* **wide** (larger ``D*K``): the cost is the two matrix products, so the driver
+  walks ``X`` in row tiles: ``S_tile = X_tile @ W`` (BLAS), a parallel row kernel
+  turns the tile into ``dscores`` in place (stable softmax, loss, validation),
+  then ``dW += X_tile.T @ dscores`` (BLAS). Extra memory is one tile.
+
+Determinism: the narrow kernel splits the rows into a number of chunks that
+depends on N only; each chunk sums into its own per-lane float64 accumulators
+(one lane per row slot of a block, so no reassociation is needed to vectorise),
+and the chunks are added in a fixed order. Results are bit-identical for any
+thread count. The wide path's reductions are per-row and then NumPy sums.
+
+Floating point: ``fastmath`` is limited to FMA contraction (``contract``) in the
+narrow kernel and contraction plus reassociation in the row kernels; never
+``nnan``/``ninf``, so inf, NaN and masked ``-inf`` scores keep their meaning.
+float32 inputs compute in float32 (twice the SIMD width) and accumulate in
+float64.
+
+Value checks are fused: the kernels flag non-finite ``X``, labels outside
+``[0, K)`` and bad weights while they compute; on a flag the generic
+``check_values`` words the error. Kernels are compiled with ``cache=True``.
+"""
 
 from __future__ import annotations
 
-from ._base import BackendUnavailableError
+import math
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailableError
+
+BLOCK = 256  # rows per block in the narrow kernel: its buffers stay in L1/L2
+MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> deterministic)
+MIN_CHUNK_ROWS = 4 * BLOCK
+NARROW_MAX_DK = 96  # measured crossover to the BLAS-tiled path (docs/backends.md)
+TILE_BYTES = 2 << 20  # the wide path's score tile: ~2 MiB, cache-sized
+
+# Flags the kernels raise (bits of an int64).
+BAD_X, BAD_LABEL, BAD_WEIGHT = 1, 2, 4
+
+try:  # Numba is a core dependency, but load() must still say why it cannot run.
+    import numba
+    from numba import njit, prange
+    from numba.core import types
+    from numba.extending import overload
+
+    _IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only without numba
+    _IMPORT_ERROR = exc
 
 
 def load():
-    raise BackendUnavailableError(
-        "the numba backend's kernels have not landed yet; use backend='numpy'"
-    )
+    if _IMPORT_ERROR is not None:
+        raise BackendUnavailableError(
+            f"Numba cannot be imported ({_IMPORT_ERROR}); install it with "
+            "'pip install numba'")
+    import array_api_compat.numpy as xp
+
+    return NumbaBackend("numba", xp, version=numba.__version__,
+                        device=f"cpu ({numba.get_num_threads()} threads)")
+
+
+if _IMPORT_ERROR is None:
+    _CONTRACT = {"contract"}
+    _REDUCE = {"contract", "reassoc", "nsz"}
+    _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}  # numpy: no ZeroDivisionError branches
+    jit = njit(**_OPTIONS, fastmath=_CONTRACT)
+    pjit = njit(**_OPTIONS, parallel=True, fastmath=_CONTRACT)
+    pjit_reduce = njit(**_OPTIONS, parallel=True, fastmath=_REDUCE)
+
+    # -- exp and log that LLVM can vectorise ------------------------------
+    # Both are branch-free (selects only) so they inline into vector loops.
+    # exp: x = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), a Taylor
+    # polynomial for exp(r) to below half an ulp, and 2^n built from exponent
+    # bits in two halves so gradual underflow comes out right.
+    # log: s = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)).
+    # Accuracy is tested against np.exp/np.log in tests/test_numba.py.
+
+    def _exp(x):  # pragma: no cover - replaced by the overload in jitted code
+        raise NotImplementedError
+
+    def _log(x):  # pragma: no cover
+        raise NotImplementedError
+
+    def _exp64(x):
+        # NaN-safe clamps: a comparison with NaN is false, so NaN reaches the end.
+        xs = x if x >= -1400.0 else -1400.0  # below ~-745 the result is 0 anyway
+        xs = xs if xs <= 709.0 else 709.0
+        n = np.floor(xs * 1.4426950408889634 + 0.5)
+        r = (xs - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10
+        p = 1.6059043836821613e-10  # 1/13!: Taylor to degree 13, < 0.5 ulp on |r| <= ln2/2
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.7557319223985893e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 1.984126984126984e-04
+        p = p * r + 1.388888888888889e-03
+        p = p * r + 8.333333333333333e-03
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        ni = np.int64(n)
+        h = ni >> 1  # 2^n = 2^h * 2^(n-h), both halves normal for n >= -2044
+        s1 = np.int64((h + 1023) << 52).view(np.float64)
+        s2 = np.int64((ni - h + 1023) << 52).view(np.float64)
+        e = p * s1 * s2
+        e = e if x <= 709.782712893384 else np.inf
+        return e if x == x else x
+
+    def _exp32(x):
+        lo, hi = np.float32(-170.0), np.float32(88.0)
+        xs = x if x >= lo else lo  # 2^n halves stay normal for n >= -252
+        xs = xs if xs <= hi else hi
+        n = np.floor(xs * np.float32(1.442695) + np.float32(0.5))
+        r = (xs - n * np.float32(0.693359375)) - n * np.float32(-2.12194440e-4)
+        p = np.float32(1.9841270e-4)  # 1/7!: Taylor to degree 7 for float32
+        p = p * r + np.float32(1.3888889e-3)
+        p = p * r + np.float32(8.3333333e-3)
+        p = p * r + np.float32(4.1666668e-2)
+        p = p * r + np.float32(0.16666667)
+        p = p * r + np.float32(0.5)
+        p = p * r + np.float32(1.0)
+        p = p * r + np.float32(1.0)
+        ni = np.int32(n)
+        h = ni >> 1
+        s1 = np.int32((h + 127) << 23).view(np.float32)
+        s2 = np.int32((ni - h + 127) << 23).view(np.float32)
+        e = p * s1 * s2
+        e = e if x <= np.float32(88.72283) else np.float32(np.inf)
+        return e if x == x else x
+
+    def _log64(x):
+        # For s > 0 normal, and the special values 0, inf, NaN (sums of exps are
+        # >= 1, 0 or inf, never subnormal).
+        bits = np.float64(x).view(np.int64)
+        e = np.float64((bits >> 52) - 1023)
+        m = np.int64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000).view(np.float64)
+        big = m > 1.4142135623730951
+        m = m * 0.5 if big else m
+        e = e + 1.0 if big else e
+        f = (m - 1.0) / (m + 1.0)  # |f| <= 0.1716
+        f2 = f * f
+        q = 1.0 / 21.0  # log m = 2 atanh f = 2 f (1 + f^2/3 + ... + f^20/21)
+        q = q * f2 + 1.0 / 19.0
+        q = q * f2 + 1.0 / 17.0
+        q = q * f2 + 1.0 / 15.0
+        q = q * f2 + 1.0 / 13.0
+        q = q * f2 + 1.0 / 11.0
+        q = q * f2 + 1.0 / 9.0
+        q = q * f2 + 1.0 / 7.0
+        q = q * f2 + 1.0 / 5.0
+        q = q * f2 + 1.0 / 3.0
+        q = q * f2 + 1.0
+        out = e * 0.6931471805599453 + 2.0 * f * q
+        out = out if x > 0.0 else -np.inf
+        out = out if x < np.inf else np.inf
+        return out if x == x else x
+
+    @overload(_exp, jit_options={"fastmath": _CONTRACT, "error_model": "numpy"})
+    def _exp_impl(x):
+        if x == types.float64:
+            return _exp64
+        if x == types.float32:
+            return _exp32
+        return None
+
+    @overload(_log, jit_options={"fastmath": _CONTRACT, "error_model": "numpy"})
+    def _log_impl(x):
+        if x == types.float64:
+            return _log64
+        if x == types.float32:
+            return lambda x: np.float32(_log(np.float64(x)))
+        return None
+
+    # -- the narrow fused kernel: one pass over X, no N x K array -------------
+    @pjit
+    def _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
+        """Unnormalised sums over rows, in float64, and a suspicion flag.
+
+        Returns ``(acc, suspect)``: ``acc[:D*K]`` is ``sum_i c_i x_i (p_i - e_yi)``
+        (row-major D x K), ``acc[D*K:D*K+K]`` is ``sum_i c_i (p_i - e_yi)``, then
+        ``sum_i c_i l_i`` and ``sum_i c_i`` with ``c_i = w_i`` (1 unweighted).
+        ``suspect`` is non-zero when some ``X``/``w`` is not finite, a label is
+        outside ``[0, K)`` or a weight is negative.
+        """
+        n, d = X.shape
+        k = W.shape[1]
+        dk = d * k
+        n_acc = dk + k + 2
+        partial = np.zeros((n_chunks, n_acc), np.float64)
+        suspects = np.zeros(n_chunks, np.int64)
+        per_chunk = (n + n_chunks - 1) // n_chunks
+        for c in prange(n_chunks):
+            lo = c * per_chunk
+            hi = min(n, lo + per_chunk)
+            # Block buffers, laid out (feature or class, row): inner loops run over rows.
+            xt = np.empty((d, BLOCK), X.dtype)
+            s = np.empty((k, BLOCK), X.dtype)
+            mx = np.empty(BLOCK, X.dtype)
+            tot = np.empty(BLOCK, X.dtype)
+            zy = np.empty(BLOCK, X.dtype)
+            cw = np.empty(BLOCK, X.dtype)
+            yl = np.empty(BLOCK, np.int64)
+            # One float64 accumulator per (output, row slot): sums stay lane-wise,
+            # so they vectorise without reassociation and are deterministic.
+            acc = np.zeros((dk + k, BLOCK), np.float64)
+            acc_loss = np.zeros(BLOCK, np.float64)
+            acc_w = np.zeros(BLOCK, np.float64)
+            lt = np.empty(BLOCK, X.dtype)
+            probe = np.zeros(BLOCK, X.dtype)  # += v - v: NaN iff some v is inf/NaN
+            bad = np.zeros(BLOCK, np.int64)
+            for i0 in range(lo, hi, BLOCK):
+                m = min(BLOCK, hi - i0)
+                for t in range(d):
+                    for r in range(m):
+                        v = X[i0 + r, t]
+                        xt[t, r] = v
+                        probe[r] += v - v
+                for r in range(m):
+                    lab = np.int64(y[i0 + r])
+                    yl[r] = lab
+                    bad[r] |= np.int64(lab < 0) | np.int64(lab >= k)
+                if use_w:
+                    for r in range(m):
+                        v = w[i0 + r]
+                        cw[r] = v
+                        probe[r] += v - v
+                        bad[r] |= np.int64(v < 0)
+                else:
+                    for r in range(m):
+                        cw[r] = 1.0
+                for j in range(k):
+                    bj = b[j]
+                    for r in range(m):
+                        s[j, r] = bj
+                for t in range(d):
+                    for j in range(k):
+                        wtj = W[t, j]
+                        for r in range(m):
+                            s[j, r] += xt[t, r] * wtj
+                for r in range(m):
+                    mx[r] = s[0, r]
+                for j in range(1, k):
+                    for r in range(m):
+                        v = s[j, r]
+                        mx[r] = v if v > mx[r] else mx[r]
+                for r in range(m):
+                    v = mx[r]
+                    mx[r] = v if v - v == 0 else 0.0  # overflowed scores: shift by 0
+                    tot[r] = 0.0
+                    zy[r] = 0.0
+                for j in range(k):
+                    for r in range(m):
+                        z = s[j, r] - mx[r]
+                        e = _exp(z)
+                        s[j, r] = e
+                        tot[r] += e
+                        zy[r] = z if yl[r] == j else zy[r]
+                for r in range(m):
+                    lt[r] = _log(tot[r])
+                for r in range(m):
+                    acc_loss[r] += cw[r] * (lt[r] - zy[r])
+                    acc_w[r] += cw[r]
+                if need_grad:
+                    for r in range(m):
+                        tot[r] = cw[r] / tot[r]
+                    for j in range(k):
+                        for r in range(m):
+                            g = s[j, r] * tot[r] - (cw[r] if yl[r] == j else 0.0)
+                            s[j, r] = g
+                            acc[dk + j, r] += g
+                    for t in range(d):
+                        for j in range(k):
+                            a = t * k + j
+                            for r in range(m):
+                                acc[a, r] += np.float64(xt[t, r]) * np.float64(s[j, r])
+            for a in range(dk + k):
+                total = 0.0
+                for r in range(BLOCK):
+                    total += acc[a, r]
+                partial[c, a] = total
+            total_loss = 0.0
+            total_w = 0.0
+            for r in range(BLOCK):
+                total_loss += acc_loss[r]
+                total_w += acc_w[r]
+            partial[c, dk + k] = total_loss
+            partial[c, dk + k + 1] = total_w
+            flag = 0
+            for r in range(BLOCK):
+                flag |= bad[r] | np.int64(probe[r] != probe[r])
+            suspects[c] = flag
+        out = np.zeros(n_acc, np.float64)
+        suspect = 0
+        for c in range(n_chunks):  # fixed order: deterministic
+            suspect |= suspects[c]
+            for a in range(n_acc):
+                out[a] += partial[c, a]
+        return out, suspect
+
+    # -- row kernels: one row of K scores at a time, vectorised along K ---------
+    @jit
+    def _row_shift(S, i):
+        """Max of row ``i``, or 0 when that is not finite (fully masked row, +inf)."""
+        mx = S[i, 0]
+        for j in range(1, S.shape[1]):
+            v = S[i, j]
+            mx = v if v > mx else mx
+        return mx if mx - mx == 0 else S.dtype.type(0)
+
+    @jit
+    def _row_sumexp(S, i, mx):
+        tot = S.dtype.type(0)
+        for j in range(S.shape[1]):
+            tot += _exp(S[i, j] - mx)
+        return tot
+
+    @pjit_reduce
+    def _softmax_rows_kernel(S, out, log):
+        """``out[i] = softmax(S[i])`` (or ``log_softmax`` when ``log``), per row."""
+        n, k = S.shape
+        for i in prange(n):
+            mx = _row_shift(S, i)
+            if log:
+                lt = _log(_row_sumexp(S, i, mx))
+                for j in range(k):
+                    out[i, j] = (S[i, j] - mx) - lt
+            else:
+                tot = S.dtype.type(0)
+                for j in range(k):
+                    e = _exp(S[i, j] - mx)
+                    out[i, j] = e
+                    tot += e
+                inv = 1 / tot
+                for j in range(k):
+                    out[i, j] *= inv
+
+    @pjit_reduce
+    def _logsumexp_rows_kernel(S, out):
+        for i in prange(S.shape[0]):
+            mx = _row_shift(S, i)
+            out[i] = mx + _log(_row_sumexp(S, i, mx))
+
+    @pjit_reduce
+    def _cross_entropy_rows_kernel(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
+                                   rowloss, suspect):
+        """Per row ``i`` of the scores ``s_i = S[i] + b``: ``rowloss[i] = c_i (lse_i -
+        s_iy)`` and, if ``need_grad``, ``dS[i] = c_i (softmax(s_i) - e_yi)``, with
+        ``c_i = scale * w_i`` (``scale`` unweighted). ``S`` is only read; ``dS`` may
+        be ``S`` itself (the wide path's score tile, overwritten in place).
+        ``suspect[i]`` flags a label outside ``[0, K)``, a negative or non-finite
+        weight and, with ``probe_scores``, a non-finite score."""
+        n, k = S.shape
+        zero = S.dtype.type(0)
+        for i in prange(n):
+            lab = np.int64(y[i])
+            c = scale * w[i] if use_w else scale
+            flag = np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0) | np.int64(c != c)
+            mx = S[i, 0] + b[0]
+            probe = zero
+            for j in range(k):
+                v = S[i, j] + b[j]
+                probe += v - v
+                mx = v if v > mx else mx
+            mx = mx if mx - mx == 0 else zero
+            zy = S[i, lab] + b[lab] - mx if flag == 0 else zero
+            tot = zero
+            for j in range(k):
+                e = _exp(S[i, j] + b[j] - mx)
+                tot += e
+                if need_grad:
+                    dS[i, j] = e
+            rowloss[i] = c * (_log(tot) - zy)
+            suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
+            if need_grad:
+                inv = c / tot
+                for j in range(k):
+                    dS[i, j] *= inv
+                if flag == 0:
+                    dS[i, lab] -= c
+
+def _as_rows(S, axis):
+    """``S`` as a C-contiguous (M, K) array with ``axis`` last, and how to undo it."""
+    moved = np.moveaxis(S, axis, -1)
+    shape = moved.shape
+    rows = np.ascontiguousarray(moved).reshape(-1, shape[-1])
+
+    def restore(out):
+        return np.moveaxis(out.reshape(shape[:-1] + out.shape[1:]), -1, axis) \
+            if out.ndim == 2 else out.reshape(shape[:-1])
+
+    return rows, restore
+
+
+def _n_chunks(n):
+    return int(min(MAX_CHUNKS, max(1, -(-n // MIN_CHUNK_ROWS))))
+
+
+class NumbaBackend(Backend):
+    """NumPy arrays in and out; the ops below run jitted kernels."""
+
+    # -- the softmax family ------------------------------------------------
+    def softmax(self, S, axis=-1):
+        rows, restore = _as_rows(S, axis)
+        out = np.empty_like(rows)
+        _softmax_rows_kernel(rows, out, False)
+        return restore(out)
+
+    def log_softmax(self, S, axis=-1):
+        rows, restore = _as_rows(S, axis)
+        out = np.empty_like(rows)
+        _softmax_rows_kernel(rows, out, True)
+        return restore(out)
+
+    def logsumexp(self, S, axis=-1):
+        rows, restore = _as_rows(S, axis)
+        out = np.empty(rows.shape[0], rows.dtype)
+        _logsumexp_rows_kernel(rows, out)
+        return restore(out)
+
+    # -- cross-entropy from scores ------------------------------------------
+    def _cross_entropy(self, S, y, reduction, sample_weight, need_grad, check):
+        S = np.ascontiguousarray(S)
+        n, k = S.shape
+        use_w = sample_weight is not None
+        w = sample_weight if use_w else np.ones(1, S.dtype)
+        if reduction == "mean":
+            total = float(np.sum(w, dtype=np.float64)) if use_w else float(n)
+            if check and not total > 0:
+                self.check_values(y=y, n_classes=k, sample_weight=sample_weight)
+            scale = S.dtype.type(1.0 / total)
+        else:
+            scale = S.dtype.type(1.0)
+        rowloss = np.empty(n, S.dtype)
+        suspect = np.empty(n, np.int8)
+        dS = np.empty_like(S) if need_grad else np.empty((0, k), S.dtype)
+        _cross_entropy_rows_kernel(S, np.zeros(k, S.dtype), y, w, use_w, scale, False,
+                                   need_grad, dS, rowloss, suspect)
+        if check and suspect.any():
+            self.check_values(y=y, n_classes=k, sample_weight=sample_weight)
+        loss = rowloss if reduction == "none" else np.asarray(
+            np.sum(rowloss, dtype=np.float64), dtype=S.dtype)
+        return loss, (dS if need_grad else None)
+
+    def cross_entropy(self, S, y, *, reduction="mean", sample_weight=None, check=True):
+        return self._cross_entropy(S, y, reduction, sample_weight, False, check)[0]
+
+    def cross_entropy_gradient(self, S, y, *, reduction="mean", sample_weight=None,
+                               check=True):
+        return self._cross_entropy(S, y, reduction, sample_weight, True, check)
+
+    # -- the linear model: fused ---------------------------------------------
+    def loss(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
+        return self._loss_gradient(X, y, W, b, reg, sample_weight, False, check)[0]
+
+    def loss_gradient(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
+        return self._loss_gradient(X, y, W, b, reg, sample_weight, True, check)
+
+    def _loss_gradient(self, X, y, W, b, reg, sample_weight, need_grad, check):
+        if check:
+            self.check_values(W=W, b=b)
+        n, d = X.shape
+        k = W.shape[1]
+        dtype = X.dtype
+        W = np.ascontiguousarray(W)
+        use_w = sample_weight is not None
+        w = sample_weight if use_w else np.ones(1, dtype)
+        if d * k <= NARROW_MAX_DK:
+            acc, suspect = _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad,
+                                                        _n_chunks(n))
+            dW_sum = acc[:d * k].reshape(d, k)
+            db_sum = acc[d * k:d * k + k]
+            loss_sum, wsum = acc[d * k + k], acc[d * k + k + 1]
+        else:
+            dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
+                X, y, W, b, w, use_w, need_grad)
+        if check and (suspect or not wsum > 0):
+            # The kernel saw something wrong; the generic check says what (and raises).
+            self.check_values(X=X, y=y, n_classes=k, sample_weight=sample_weight)
+        W64 = W.astype(np.float64, copy=False)
+        loss = np.asarray(loss_sum / wsum + 0.5 * reg * float(np.sum(W64 * W64)), dtype=dtype)
+        if not need_grad:
+            return (loss,)
+        dW = (dW_sum / wsum + reg * W64).astype(dtype)
+        db = (db_sum / wsum).astype(dtype)
+        return loss, dW, db
+
+
+def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad):
+    """The wide regime: BLAS for the two products, a row kernel in between.
+
+    Walks ``X`` in tiles of rows sized so one score tile is ``TILE_BYTES``;
+    extra memory is that tile and its ``dscores`` twin, whatever N is.
+    Returns unnormalised float64 sums as the narrow kernel does.
+    """
+    n, d = X.shape
+    k = W.shape[1]
+    dtype = X.dtype
+    tile = int(max(64, min(n, TILE_BYTES // (k * dtype.itemsize))))
+    scores = np.empty((tile, k), dtype)
+    dscores = np.empty((tile, k), dtype)  # not in place: aliasing would stop vectorisation
+    rowloss = np.empty(tile, dtype)
+    suspect = np.empty(tile, np.int8)
+    dW = np.zeros((d, k), np.float64)
+    db = np.zeros(k, np.float64)
+    loss = 0.0
+    flagged = False
+    one = dtype.type(1.0)
+    b = b.astype(dtype, copy=False)
+    for i0 in range(0, n, tile):
+        i1 = min(n, i0 + tile)
+        m = i1 - i0
+        Xt, St, Gt = X[i0:i1], scores[:m], dscores[:m]
+        np.matmul(Xt, W, out=St)
+        _cross_entropy_rows_kernel(St, b, y[i0:i1], w[i0:i1] if use_w else w, use_w, one,
+                                   True, need_grad, Gt, rowloss, suspect)
+        loss += float(np.sum(rowloss[:m], dtype=np.float64))
+        flagged = flagged or bool(suspect[:m].any())
+        if need_grad:
+            dW += Xt.T @ Gt
+            db += np.sum(Gt, axis=0, dtype=np.float64)
+    wsum = float(np.sum(w, dtype=np.float64)) if use_w else float(n)
+    return dW, db, loss, wsum, int(flagged)
