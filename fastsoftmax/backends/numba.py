@@ -20,9 +20,11 @@ depends on N only; each chunk sums into its own per-lane float64 accumulators
 and the chunks are added in a fixed order. Results are bit-identical for any
 thread count. The wide path's reductions are per-row and then NumPy sums.
 
-Floating point: ``fastmath`` is limited to FMA contraction (``contract``) in the
-narrow kernel and contraction plus reassociation in the row kernels; never
-``nnan``/``ninf``, so inf, NaN and masked ``-inf`` scores keep their meaning.
+Floating point: ``fastmath`` is limited to FMA contraction (``contract``). Not
+``nnan``/``ninf`` (inf, NaN and masked ``-inf`` scores keep their meaning) and
+not ``reassoc`` either: LLVM then folds ``(s + b) - (s + b)`` to 0, which blinds
+the finiteness probe -- the narrow kernel vectorises its sums without it by
+keeping them lane-wise.
 float32 inputs compute in float32 (twice the SIMD width) and accumulate in
 float64.
 
@@ -32,8 +34,6 @@ Value checks are fused: the kernels flag non-finite ``X``, labels outside
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -72,18 +72,17 @@ def load():
 
 if _IMPORT_ERROR is None:
     _CONTRACT = {"contract"}
-    _REDUCE = {"contract", "reassoc", "nsz"}
-    _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}  # numpy: no ZeroDivisionError branches
+    # error_model="numpy": no ZeroDivisionError branches, which stop vectorisation.
+    _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
     jit = njit(**_OPTIONS, fastmath=_CONTRACT)
     pjit = njit(**_OPTIONS, parallel=True, fastmath=_CONTRACT)
-    pjit_reduce = njit(**_OPTIONS, parallel=True, fastmath=_REDUCE)
 
     # -- exp and log that LLVM can vectorise ------------------------------
     # Both are branch-free (selects only) so they inline into vector loops.
     # exp: x = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), a Taylor
     # polynomial for exp(r) to below half an ulp, and 2^n built from exponent
     # bits in two halves so gradual underflow comes out right.
-    # log: s = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)).
+    # log: s = 2^e m with m in [sqrt(1/2), sqrt(2)), then log(m) = log1p(m - 1).
     # Accuracy is tested against np.exp/np.log in tests/test_numba.py.
 
     def _exp(x):  # pragma: no cover - replaced by the overload in jitted code
@@ -95,7 +94,7 @@ if _IMPORT_ERROR is None:
     def _exp64(x):
         # NaN-safe clamps: a comparison with NaN is false, so NaN reaches the end.
         xs = x if x >= -1400.0 else -1400.0  # below ~-745 the result is 0 anyway
-        xs = xs if xs <= 709.0 else 709.0
+        xs = xs if xs <= 709.79 else 709.79  # n <= 1024: p * 2^512 * 2^512 is finite
         n = np.floor(xs * 1.4426950408889634 + 0.5)
         r = (xs - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10
         p = 1.6059043836821613e-10  # 1/13!: Taylor to degree 13, < 0.5 ulp on |r| <= ln2/2
@@ -121,7 +120,7 @@ if _IMPORT_ERROR is None:
         return e if x == x else x
 
     def _exp32(x):
-        lo, hi = np.float32(-170.0), np.float32(88.0)
+        lo, hi = np.float32(-170.0), np.float32(88.73)
         xs = x if x >= lo else lo  # 2^n halves stay normal for n >= -252
         xs = xs if xs <= hi else hi
         n = np.floor(xs * np.float32(1.442695) + np.float32(0.5))
@@ -143,7 +142,7 @@ if _IMPORT_ERROR is None:
         return e if x == x else x
 
     def _log64(x):
-        # For s > 0 normal, and the special values 0, inf, NaN (sums of exps are
+        # For normal x > 0 and the special values 0, inf, NaN (sums of exps are
         # >= 1, 0 or inf, never subnormal).
         bits = np.float64(x).view(np.int64)
         e = np.float64((bits >> 52) - 1023)
@@ -151,20 +150,22 @@ if _IMPORT_ERROR is None:
         big = m > 1.4142135623730951
         m = m * 0.5 if big else m
         e = e + 1.0 if big else e
-        f = (m - 1.0) / (m + 1.0)  # |f| <= 0.1716
-        f2 = f * f
-        q = 1.0 / 21.0  # log m = 2 atanh f = 2 f (1 + f^2/3 + ... + f^20/21)
-        q = q * f2 + 1.0 / 19.0
-        q = q * f2 + 1.0 / 17.0
-        q = q * f2 + 1.0 / 15.0
-        q = q * f2 + 1.0 / 13.0
-        q = q * f2 + 1.0 / 11.0
-        q = q * f2 + 1.0 / 9.0
-        q = q * f2 + 1.0 / 7.0
-        q = q * f2 + 1.0 / 5.0
-        q = q * f2 + 1.0 / 3.0
-        q = q * f2 + 1.0
-        out = e * 0.6931471805599453 + 2.0 * f * q
+        # log(1 + f), f = m - 1 (exact), as in fdlibm: s = f / (2 + f), a minimax
+        # polynomial R in s^2, and the final sum ordered to keep the error < 1 ulp.
+        f = m - 1.0
+        sf = f / (2.0 + f)
+        z = sf * sf
+        R = 1.479819860511658591e-01
+        R = R * z + 1.531383769920937332e-01
+        R = R * z + 1.818357216161805012e-01
+        R = R * z + 2.222219843214978396e-01
+        R = R * z + 2.857142874366239149e-01
+        R = R * z + 3.999999999940941908e-01
+        R = R * z + 6.666666666666735130e-01
+        R = R * z
+        hfsq = 0.5 * f * f
+        out = e * 6.93147180369123816490e-01 - (
+            (hfsq - (sf * (hfsq + R) + e * 1.90821492927058770002e-10)) - f)
         out = out if x > 0.0 else -np.inf
         out = out if x < np.inf else np.inf
         return out if x == x else x
@@ -311,86 +312,93 @@ if _IMPORT_ERROR is None:
                 out[a] += partial[c, a]
         return out, suspect
 
-    # -- row kernels: one row of K scores at a time, vectorised along K ---------
-    @jit
-    def _row_shift(S, i):
-        """Max of row ``i``, or 0 when that is not finite (fully masked row, +inf)."""
-        mx = S[i, 0]
-        for j in range(1, S.shape[1]):
-            v = S[i, j]
-            mx = v if v > mx else mx
-        return mx if mx - mx == 0 else S.dtype.type(0)
+    # -- row kernels: one row of K scores at a time ---------------------------
+    # Without reassociation a sum or max along a row cannot be vectorised (and
+    # reassociation is off limits: it folds the ``v - v`` finiteness probe to 0),
+    # so each row does its exps in one vectorised elementwise loop into a
+    # buffer, and the scalar sum in a second loop.
+    ROWS_PER_TASK = 64
 
     @jit
-    def _row_sumexp(S, i, mx):
-        tot = S.dtype.type(0)
+    def _row_shift(S, b, i):
+        """Max of ``S[i] + b``, or 0 when not finite; and a NaN probe of the row."""
+        zero = S.dtype.type(0)
+        mx = S[i, 0] + b[0]
+        probe = zero
         for j in range(S.shape[1]):
-            tot += _exp(S[i, j] - mx)
+            v = S[i, j] + b[j]
+            probe += v - v
+            mx = v if v > mx else mx
+        return (mx if mx - mx == 0 else zero), probe
+
+    @jit
+    def _row_exp(S, b, i, mx, out):
+        """``out[:] = exp(S[i] + b - mx)`` (vectorised); returns the sum."""
+        k = S.shape[1]
+        for j in range(k):
+            out[j] = _exp(S[i, j] + b[j] - mx)
+        tot = S.dtype.type(0)
+        for j in range(k):
+            tot += out[j]
         return tot
 
-    @pjit_reduce
+    @pjit
     def _softmax_rows_kernel(S, out, log):
         """``out[i] = softmax(S[i])`` (or ``log_softmax`` when ``log``), per row."""
         n, k = S.shape
+        b = np.zeros(k, S.dtype)
         for i in prange(n):
-            mx = _row_shift(S, i)
+            mx, _ = _row_shift(S, b, i)
+            tot = _row_exp(S, b, i, mx, out[i])
             if log:
-                lt = _log(_row_sumexp(S, i, mx))
+                lt = _log(tot)
                 for j in range(k):
                     out[i, j] = (S[i, j] - mx) - lt
             else:
-                tot = S.dtype.type(0)
-                for j in range(k):
-                    e = _exp(S[i, j] - mx)
-                    out[i, j] = e
-                    tot += e
                 inv = 1 / tot
                 for j in range(k):
                     out[i, j] *= inv
 
-    @pjit_reduce
+    @pjit
     def _logsumexp_rows_kernel(S, out):
-        for i in prange(S.shape[0]):
-            mx = _row_shift(S, i)
-            out[i] = mx + _log(_row_sumexp(S, i, mx))
+        n, k = S.shape
+        b = np.zeros(k, S.dtype)
+        n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+        for t in prange(n_tasks):
+            scratch = np.empty(k, S.dtype)
+            for i in range(t * ROWS_PER_TASK, min(n, (t + 1) * ROWS_PER_TASK)):
+                mx, _ = _row_shift(S, b, i)
+                out[i] = mx + _log(_row_exp(S, b, i, mx, scratch))
 
-    @pjit_reduce
+    @pjit
     def _cross_entropy_rows_kernel(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
                                    rowloss, suspect):
         """Per row ``i`` of the scores ``s_i = S[i] + b``: ``rowloss[i] = c_i (lse_i -
         s_iy)`` and, if ``need_grad``, ``dS[i] = c_i (softmax(s_i) - e_yi)``, with
-        ``c_i = scale * w_i`` (``scale`` unweighted). ``S`` is only read; ``dS`` may
-        be ``S`` itself (the wide path's score tile, overwritten in place).
+        ``c_i = scale * w_i`` (``scale`` unweighted). ``S`` is only read.
         ``suspect[i]`` flags a label outside ``[0, K)``, a negative or non-finite
         weight and, with ``probe_scores``, a non-finite score."""
         n, k = S.shape
-        zero = S.dtype.type(0)
-        for i in prange(n):
-            lab = np.int64(y[i])
-            c = scale * w[i] if use_w else scale
-            flag = np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0) | np.int64(c != c)
-            mx = S[i, 0] + b[0]
-            probe = zero
-            for j in range(k):
-                v = S[i, j] + b[j]
-                probe += v - v
-                mx = v if v > mx else mx
-            mx = mx if mx - mx == 0 else zero
-            zy = S[i, lab] + b[lab] - mx if flag == 0 else zero
-            tot = zero
-            for j in range(k):
-                e = _exp(S[i, j] + b[j] - mx)
-                tot += e
+        n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+        for t in prange(n_tasks):
+            scratch = np.empty(k, S.dtype)
+            for i in range(t * ROWS_PER_TASK, min(n, (t + 1) * ROWS_PER_TASK)):
+                lab = np.int64(y[i])
+                c = scale * w[i] if use_w else scale
+                flag = (np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0)
+                        | np.int64(c != c))
+                mx, probe = _row_shift(S, b, i)
+                zy = S[i, lab] + b[lab] - mx if flag == 0 else S.dtype.type(0)
+                e = dS[i] if need_grad else scratch
+                tot = _row_exp(S, b, i, mx, e)
+                rowloss[i] = c * (_log(tot) - zy)
+                suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
                 if need_grad:
-                    dS[i, j] = e
-            rowloss[i] = c * (_log(tot) - zy)
-            suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
-            if need_grad:
-                inv = c / tot
-                for j in range(k):
-                    dS[i, j] *= inv
-                if flag == 0:
-                    dS[i, lab] -= c
+                    inv = c / tot
+                    for j in range(k):
+                        e[j] *= inv
+                    if flag == 0:
+                        e[lab] -= c
 
 def _as_rows(S, axis):
     """``S`` as a C-contiguous (M, K) array with ``axis`` last, and how to undo it."""
@@ -403,6 +411,11 @@ def _as_rows(S, axis):
             if out.ndim == 2 else out.reshape(shape[:-1])
 
     return rows, restore
+
+
+def _regime(d, k):
+    """``"narrow"`` (fused streaming kernel) or ``"wide"`` (BLAS tiles) for D x K."""
+    return "narrow" if d * k <= NARROW_MAX_DK else "wide"
 
 
 def _n_chunks(n):
@@ -478,7 +491,7 @@ class NumbaBackend(Backend):
         W = np.ascontiguousarray(W)
         use_w = sample_weight is not None
         w = sample_weight if use_w else np.ones(1, dtype)
-        if d * k <= NARROW_MAX_DK:
+        if _regime(d, k) == "narrow":
             acc, suspect = _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad,
                                                         _n_chunks(n))
             dW_sum = acc[:d * k].reshape(d, k)
@@ -486,7 +499,7 @@ class NumbaBackend(Backend):
             loss_sum, wsum = acc[d * k + k], acc[d * k + k + 1]
         else:
             dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
-                X, y, W, b, w, use_w, need_grad)
+                X, y, W, b, w, use_w, need_grad, stop_on_suspect=check)
         if check and (suspect or not wsum > 0):
             # The kernel saw something wrong; the generic check says what (and raises).
             self.check_values(X=X, y=y, n_classes=k, sample_weight=sample_weight)
@@ -499,7 +512,7 @@ class NumbaBackend(Backend):
         return loss, dW, db
 
 
-def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad):
+def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False):
     """The wide regime: BLAS for the two products, a row kernel in between.
 
     Walks ``X`` in tiles of rows sized so one score tile is ``TILE_BYTES``;
@@ -528,7 +541,10 @@ def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad):
         _cross_entropy_rows_kernel(St, b, y[i0:i1], w[i0:i1] if use_w else w, use_w, one,
                                    True, need_grad, Gt, rowloss, suspect)
         loss += float(np.sum(rowloss[:m], dtype=np.float64))
-        flagged = flagged or bool(suspect[:m].any())
+        if suspect[:m].any():
+            flagged = True
+            if stop_on_suspect:  # the caller will raise; don't multiply NaNs further
+                break
         if need_grad:
             dW += Xt.T @ Gt
             db += np.sum(Gt, axis=0, dtype=np.float64)
