@@ -42,6 +42,7 @@ from ._base import Backend, BackendUnavailableError
 BLOCK = 256  # rows per block in the narrow kernel: its buffers stay in L1/L2
 MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> deterministic)
 MIN_CHUNK_ROWS = 4 * BLOCK
+FLUSH_BLOCKS = 16  # blocks between flushes of the lane accumulators into float64
 NARROW_MAX_DK = 96  # measured crossover to the BLAS-tiled path (docs/backends.md)
 TILE_BYTES = 2 << 20  # the wide path's score tile: ~2 MiB, cache-sized
 
@@ -170,6 +171,28 @@ if _IMPORT_ERROR is None:
         out = out if x < np.inf else np.inf
         return out if x == x else x
 
+    def _log32(x):
+        bits = np.float32(x).view(np.int32)
+        e = np.float32((bits >> 23) - 127)
+        m = np.int32((bits & 0x007FFFFF) | 0x3F800000).view(np.float32)
+        big = m > np.float32(1.4142135)
+        m = m * np.float32(0.5) if big else m
+        e = e + np.float32(1.0) if big else e
+        f = m - np.float32(1.0)
+        sf = f / (np.float32(2.0) + f)
+        z = sf * sf
+        R = np.float32(0.24279079)  # float32 minimax coefficients (as fdlibm's logf)
+        R = R * z + np.float32(0.28498787)
+        R = R * z + np.float32(0.40000972)
+        R = R * z + np.float32(0.6666666)
+        R = R * z
+        hfsq = np.float32(0.5) * f * f
+        out = e * np.float32(6.9313812256e-01) - (
+            (hfsq - (sf * (hfsq + R) + e * np.float32(9.0580006145e-06))) - f)
+        out = out if x > np.float32(0.0) else np.float32(-np.inf)
+        out = out if x < np.float32(np.inf) else np.float32(np.inf)
+        return out if x == x else x
+
     @overload(_exp, jit_options={"fastmath": _CONTRACT, "error_model": "numpy"})
     def _exp_impl(x):
         if x == types.float64:
@@ -183,10 +206,30 @@ if _IMPORT_ERROR is None:
         if x == types.float64:
             return _log64
         if x == types.float32:
-            return lambda x: np.float32(_log(np.float64(x)))
+            return _log32
         return None
 
     # -- the narrow fused kernel: one pass over X, no N x K array -------------
+    @jit
+    def _flush_lanes(acc, acc_loss, acc_w, total):
+        """Add the lane accumulators into the float64 ``total`` and zero them."""
+        n_grad, lanes = acc.shape
+        for a in range(n_grad):
+            t = 0.0
+            for r in range(lanes):
+                t += np.float64(acc[a, r])
+                acc[a, r] = 0
+            total[a] += t
+        t_loss = 0.0
+        t_w = 0.0
+        for r in range(lanes):
+            t_loss += np.float64(acc_loss[r])
+            t_w += np.float64(acc_w[r])
+            acc_loss[r] = 0
+            acc_w[r] = 0
+        total[n_grad] += t_loss
+        total[n_grad + 1] += t_w
+
     @pjit
     def _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
         """Unnormalised sums over rows, in float64, and a suspicion flag.
@@ -217,9 +260,14 @@ if _IMPORT_ERROR is None:
             yl = np.empty(BLOCK, np.int64)
             # One float64 accumulator per (output, row slot): sums stay lane-wise,
             # so they vectorise without reassociation and are deterministic.
-            acc = np.zeros((dk + k, BLOCK), np.float64)
-            acc_loss = np.zeros(BLOCK, np.float64)
-            acc_w = np.zeros(BLOCK, np.float64)
+            # Lane accumulators in the input dtype (float32 keeps its SIMD width),
+            # flushed into float64 every FLUSH_BLOCKS blocks: a float32 lane never
+            # sums more than FLUSH_BLOCKS terms.
+            acc = np.zeros((dk + k, BLOCK), X.dtype)
+            acc_loss = np.zeros(BLOCK, X.dtype)
+            acc_w = np.zeros(BLOCK, X.dtype)
+            total = np.zeros(n_acc, np.float64)
+            since_flush = 0
             lt = np.empty(BLOCK, X.dtype)
             probe = np.zeros(BLOCK, X.dtype)  # += v - v: NaN iff some v is inf/NaN
             bad = np.zeros(BLOCK, np.int64)
@@ -287,19 +335,13 @@ if _IMPORT_ERROR is None:
                         for j in range(k):
                             a = t * k + j
                             for r in range(m):
-                                acc[a, r] += np.float64(xt[t, r]) * np.float64(s[j, r])
-            for a in range(dk + k):
-                total = 0.0
-                for r in range(BLOCK):
-                    total += acc[a, r]
-                partial[c, a] = total
-            total_loss = 0.0
-            total_w = 0.0
-            for r in range(BLOCK):
-                total_loss += acc_loss[r]
-                total_w += acc_w[r]
-            partial[c, dk + k] = total_loss
-            partial[c, dk + k + 1] = total_w
+                                acc[a, r] += xt[t, r] * s[j, r]
+                since_flush += 1
+                if since_flush == FLUSH_BLOCKS or i0 + BLOCK >= hi:
+                    _flush_lanes(acc, acc_loss, acc_w, total)
+                    since_flush = 0
+            for a in range(n_acc):
+                partial[c, a] = total[a]
             flag = 0
             for r in range(BLOCK):
                 flag |= bad[r] | np.int64(probe[r] != probe[r])
