@@ -4,26 +4,21 @@ import pytest
 
 import fastsoftmax as fs
 
-from conftest import on_backend, spiral, sync
-
-# (points, classes, features, dtype); the spiral sizes of the foundation issue.
-SHAPES = [
-    (3_000, 3, 2, "float64"),
-    (300_000, 3, 2, "float64"),
-    (3_000_000, 3, 2, "float64"),
-]
-BIG = [
-    (3_000_000, 3, 2, "float32"),
-    (10_000_000, 3, 2, "float64"),
-    (100_000, 100, 64, "float64"),
-    (100_000, 100, 64, "float32"),
-]
+from conftest import (
+    LOSS_GRADIENT_BIG,
+    LOSS_GRADIENT_SHAPES,
+    group,
+    on_backend,
+    shape_id,
+    spiral,
+    sync,
+)
 
 
 def _case(benchmark, backend, shape):
     n, k, d, dtype = shape
     X, y, W, b = on_backend(backend, spiral(n, k, d, dtype))
-    benchmark.group = f"loss_gradient|N={n:.0e},K={k},D={d},{dtype}"
+    benchmark.group = group("loss_gradient", shape)
     benchmark.extra_info.update(op="loss_gradient", backend=backend.name, n=n, k=k, d=d,
                                 dtype=dtype)
 
@@ -37,12 +32,12 @@ def _case(benchmark, backend, shape):
     assert tuple(dW.shape) == (d, k)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"N{s[0]}-K{s[1]}-D{s[2]}-{s[3]}")
+@pytest.mark.parametrize("shape", LOSS_GRADIENT_SHAPES, ids=shape_id)
 def test_loss_gradient(benchmark, backend, shape):
     _case(benchmark, backend, shape)
 
 
 @pytest.mark.big
-@pytest.mark.parametrize("shape", BIG, ids=lambda s: f"N{s[0]}-K{s[1]}-D{s[2]}-{s[3]}")
+@pytest.mark.parametrize("shape", LOSS_GRADIENT_BIG, ids=shape_id)
 def test_loss_gradient_big(benchmark, backend, shape):
     _case(benchmark, backend, shape)

@@ -104,6 +104,10 @@ def build_parser():
                                           "version, device, and why not when it is not.")
     backends.add_argument("--json", action="store_true", help="print a JSON list instead")
     backends.set_defaults(run=_run_backends)
+
+    from .bench import add_bench_parser  # light: the engine imports its peers when it runs
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -195,6 +199,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)
         return args.run(args)
     except (UsageError, ValueError, TypeError, BackendUnavailableError, ImportError,
             OSError) as exc:
