@@ -181,7 +181,9 @@ class SoftmaxClassifier:
 
         k = len(self.classes_)
         dtype = str(X.dtype).rsplit(".", 1)[-1]
-        W = 0.01 * be.standard_normal((d, k), seed=self.seed, dtype=dtype)
+        # Drawn on the host with NumPy, so every backend (a GPU too) starts alike.
+        W0 = np.random.default_rng(self.seed).standard_normal((d, k)).astype(dtype)
+        W = be.asarray(0.01 * W0)
         b = xp.zeros((k,), dtype=X.dtype)
         losses = []
         for i in range(max_iter):
