@@ -86,6 +86,19 @@ def bench_data(shape):
     return BenchData(X, y, W, b, reg=1e-3)
 
 
+def settle(benchmark):
+    """Let the previous case's thread pools stop spinning before timing this one.
+
+    OpenBLAS's workers spin for about 0.1 s after a threaded product and halve
+    the next library's multi-threaded speed on a small machine (see
+    ``fastsoftmax.bench._engine.Quiet``). No pause when timing is disabled (CI).
+    """
+    if not benchmark.disabled:
+        import time
+
+        time.sleep(0.3)
+
+
 def on_backend(backend, arrays):
     """The arrays moved to the backend once, outside the timed region."""
     return tuple(backend.asarray(a) for a in arrays)

@@ -9,6 +9,7 @@ from conftest import (
     LOSS_GRADIENT_SHAPES,
     group,
     on_backend,
+    settle,
     shape_id,
     spiral,
     sync,
@@ -28,6 +29,7 @@ def _case(benchmark, backend, shape):
         return dW
 
     run()  # warm-up: JIT compile / GPU init are not part of the timing
+    settle(benchmark)
     dW = benchmark(run)
     assert tuple(dW.shape) == (d, k)
 

@@ -9,7 +9,7 @@ import pytest
 
 import fastsoftmax as fs
 
-from conftest import group, on_backend, shape_id, spiral
+from conftest import group, on_backend, settle, shape_id, spiral
 
 SCORE_SHAPES = [(3_000, 3, 2, "float64"), (300_000, 3, 2, "float64")]
 SCORE_BIG = [(3_000_000, 3, 2, "float64"), (100_000, 100, 64, "float64"),
@@ -45,6 +45,7 @@ def _score_case(benchmark, backend, op, shape):
             return dscores
 
     run()  # warm-up
+    settle(benchmark)
     out = benchmark(run)
     assert tuple(out.shape) == tuple(S.shape)
 
@@ -60,6 +61,7 @@ def _train_case(benchmark, backend, shape, rounds):
         return fs.SoftmaxClassifier(max_iter=200, seed=0, backend=backend).fit(X, y)
 
     run()  # warm-up
+    settle(benchmark)
     model = benchmark.pedantic(run, rounds=rounds, iterations=1)
     assert len(model.loss_history_) == 200
     assert model.loss_history_[-1] < model.loss_history_[0]

@@ -8,7 +8,7 @@ converts the data to its own arrays before timing; each call is synchronised.
 import numpy as np
 import pytest
 
-from conftest import LOSS_GRADIENT_BIG, LOSS_GRADIENT_SHAPES, bench_data, group, shape_id
+from conftest import LOSS_GRADIENT_BIG, LOSS_GRADIENT_SHAPES, bench_data, group, settle, shape_id
 
 
 def _case(benchmark, peer, shape):
@@ -18,6 +18,7 @@ def _case(benchmark, peer, shape):
     peer.prepare("loss_gradient", bench_data(shape))
     try:
         peer.run()  # warm-up: jax.jit compiles here, not in the timing
+        settle(benchmark)
         result = benchmark(peer.run)
         out = peer.outputs(result)
     finally:

@@ -29,6 +29,9 @@ from fastsoftmax.bench._report import fmt_time
 from fastsoftmax.bench._rows import NotebookPeer, _notebook_loss_gradient
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# In-process runs: no progress bar, short repeats, no pause between rows (timing
+# quality is not under test here, the bookkeeping is).
+FAST = {"progress": False, "target_s": 0.002, "quiet_s": 0.0}
 CELL_FIELDS = {"op", "size", "n", "k", "d", "dtype", "row", "kind", "label", "device",
                "status", "reason", "warmup_s", "calls_per_repeat", "repeat", "times_s",
                "median_s", "min_s", "rows_per_s", "bytes", "gb_per_s", "ratio_to_numpy",
@@ -138,7 +141,7 @@ def test_command_writes_a_png(cli_run):
 def test_all_ops_in_process_float32_and_float64():
     config = BenchConfig(ops=["loss_gradient", "softmax", "cross_entropy_gradient"],
                          sizes=[300], classes=[4], features=[3], repeat=2,
-                         dtypes=["float32", "float64"], progress=False, target_s=0.002)
+                         dtypes=["float32", "float64"], **FAST)
     result = run_bench(config)
     assert len(result["cells"]) == 3 * 2 * len(expected_labels())
     assert {(c["n"], c["k"], c["d"]) for c in result["cells"]} == {(300, 4, 3)}
@@ -150,7 +153,7 @@ def test_all_ops_in_process_float32_and_float64():
 
 def test_train_runs_the_same_fit_everywhere():
     config = BenchConfig(ops=["train"], sizes=[200], repeat=2, steps=20, backends=["numpy"],
-                         peers=["notebook", "sklearn"], progress=False, target_s=0.002)
+                         peers=["notebook", "sklearn"], **FAST)
     result = run_bench(config)
     assert [c["label"] for c in result["cells"]] == ["numpy (backend)", "notebook (peer)",
                                                       "sklearn (peer)"]
@@ -171,7 +174,7 @@ class ForgetsRegularisation(NotebookPeer):
 def test_cross_check_flags_a_wrong_row(dtype):
     config = BenchConfig(sizes=[2000], repeat=1, dtypes=[dtype], backends=["numpy"],
                          peers=["notebook"], extra_rows=[ForgetsRegularisation()],
-                         progress=False, target_s=0.002)
+                         **FAST)
     result = run_bench(config)
     cells = {c["label"]: c for c in result["cells"]}
     wrong = cells["no-reg (peer)"]
@@ -191,8 +194,7 @@ def test_cross_check_flags_a_wrong_row(dtype):
 def test_reference_is_float64_for_float32_cells():
     """numpy's own float32 result is checked against float64 -- it is not its own yardstick."""
     result = run_bench(BenchConfig(sizes=[500], repeat=1, dtypes=["float32"],
-                                   backends=["numpy"], peers=[], progress=False,
-                                   target_s=0.002))
+                                   backends=["numpy"], peers=[], **FAST))
     (cell,) = result["cells"]
     assert cell["check"]["ok"] is True and 0 < cell["check"]["max_rel_err"] < 1e-5
 
@@ -200,7 +202,7 @@ def test_reference_is_float64_for_float32_cells():
 def test_memory_sees_the_allocations_of_the_call():
     n = 200_001
     result = run_bench(BenchConfig(sizes=[n], repeat=1, backends=["numpy"], peers=["notebook"],
-                                   memory=True, progress=False, target_s=0.002))
+                                   memory=True, **FAST))
     assert [m["label"] for m in result["memory"]] == ["numpy (backend)", "notebook (peer)"]
     for m in result["memory"]:
         assert m["error"] is None, m

@@ -12,6 +12,9 @@ converted to their own arrays before timing. Per cell:
   loop time divided by the calls.
 * ``repeat`` timed repeats with ``time.perf_counter`` (garbage collector off,
   every call synchronised): ``median_s`` and ``min_s`` of the per-call times.
+  The calibration and the repeats start at least ``quiet_s`` after the previous
+  row's last call (see ``Quiet``), so no row is timed against another library's
+  spinning threads.
 * ``rows_per_s = N / median_s``; ``gb_per_s`` = bytes of the op's input read
   once (``X`` and ``y``; the scores ``S`` (and ``y``) for ``softmax`` and
   ``cross_entropy_gradient``) / ``median_s``. ``train`` counts ``steps`` passes.
@@ -77,6 +80,7 @@ class BenchConfig:
     reg: float = 1e-3
     steps: int = 200
     target_s: float = 0.02
+    quiet_s: float = 0.3  # see Quiet
     progress: bool = True
     extra_rows: list = field(default_factory=list)  # Row objects: your own implementations
 
@@ -94,12 +98,40 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def measure(run, repeat, target_s=0.02):
+class Quiet:
+    """Keeps the timed repeats of a row ``quiet_s`` away from the previous row's work.
+
+    After a parallel call, thread pools keep spinning on the cores for a while
+    (OpenBLAS's workers for about 0.1 s after NumPy's ``X.T @ dscores``, OpenMP
+    teams for their spin count). On a small machine a spinning pool of one
+    library halves the next library's multi-threaded speed -- PyTorch timed
+    right after the numpy backend ran 2x slower than in a fresh process. So the
+    engine ``mark()``s the end of each row's (and the reference's) work, and a
+    row's timed repeats start no sooner than ``quiet_s`` later; the row's own
+    warm-up call counts towards the wait.
+    """
+
+    def __init__(self, quiet_s):
+        self.quiet_s = quiet_s
+        self._last = -math.inf
+
+    def mark(self):
+        self._last = time.perf_counter()
+
+    def wait(self):
+        delay = self._last + self.quiet_s - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def measure(run, repeat, target_s=0.02, quiet=None):
     """Warm up, calibrate and time ``run``; see the module docstring.
 
     Returns ``(result_of_first_call, warmup_s, calls_per_repeat, per_call_times)``.
     """
     result, warmup_s = _timed(run)
+    if quiet is not None:
+        quiet.wait()
     number = 1
     if warmup_s < 1.0:  # a long first call is long enough to time alone: no calibration
         _, once = _timed(run)
@@ -426,14 +458,16 @@ def _cell_record(op, size, data, row):
             "other_cpu": None}
 
 
-def _run_cell(row, op, data, config, record, meter):
+def _run_cell(row, op, data, config, record, meter, quiet):
     row.prepare(op, data)
     try:
         reading = meter.start()
-        result, warmup, number, times = measure(row.run, config.repeat, config.target_s)
+        result, warmup, number, times = measure(row.run, config.repeat, config.target_s,
+                                                quiet)
         record["other_cpu"] = meter.others(reading)
         outputs = row.outputs(result)
     finally:
+        quiet.mark()
         row.release()
     passes = data.steps if op == "train" else 1
     median = statistics.median(times)
@@ -467,6 +501,7 @@ def run_bench(config, *, echo=False):
     progress = _Progress(len(shapes) * len(config.ops) * len(rows), config.progress)
     floors = Floors()
     meter = CpuMeter()
+    quiet = Quiet(config.quiet_s)
     whole_run = meter.start()
     t0 = time.perf_counter()
     try:
@@ -480,12 +515,13 @@ def run_bench(config, *, echo=False):
                 continue
             data = make_data(size, k, d, dtype, seed=config.seed, reg=config.reg,
                              steps=config.steps)
+            quiet.wait()
             floor = _measure_floors(floors, data, config.ops, rows)
             result["floors"].append(floor)
             for op in config.ops:
                 first = len(result["cells"])
                 try:
-                    _run_op(op, size, data, floor, rows, config, progress, meter,
+                    _run_op(op, size, data, floor, rows, config, progress, meter, quiet,
                             result["cells"])
                 finally:
                     if echo and len(result["cells"]) > first:
@@ -576,7 +612,7 @@ def reference_outputs(op, data):
     return {"loss": np.asarray(loss), "W": W, "b": b}
 
 
-def _run_op(op, size, data, floor, rows, config, progress, meter, cells):
+def _run_op(op, size, data, floor, rows, config, progress, meter, quiet, cells):
     """Time every row on one (op, shape), appending each finished cell to ``cells``.
 
     The numpy backend goes first (its result is the float64 reference); the
@@ -590,7 +626,7 @@ def _run_op(op, size, data, floor, rows, config, progress, meter, cells):
             record = _cell_record(op, size, data, row)
             progress.update(0, f"{op} N={data.n:,} K={data.k} D={data.d} {dtype}: {row.name}")
             try:
-                outputs = _run_cell(row, op, data, config, record, meter)
+                outputs = _run_cell(row, op, data, config, record, meter, quiet)
             except Exception as exc:  # a row that fails is reported, not fatal
                 record.update(status="error", reason=f"{type(exc).__name__}: {exc}")
                 cells.append(record)
@@ -610,6 +646,7 @@ def _run_op(op, size, data, floor, rows, config, progress, meter, cells):
                         reference = reference_outputs(op, data)
                     except Exception:  # reported on every row's check; the rows still run
                         reference = _NO_REFERENCE
+                    quiet.mark()
             if reference is _NO_REFERENCE:
                 record["check"] = {"ok": None, "reason": "the numpy reference failed"}
             else:
