@@ -44,7 +44,7 @@ MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> determinis
 MIN_CHUNK_ROWS = 4 * BLOCK
 FLUSH_BLOCKS = 16  # blocks between flushes of the lane accumulators into float64
 NARROW_MAX_DK = 96  # measured crossover to the BLAS-tiled path (docs/backends.md)
-TILE_BYTES = 2 << 20  # the wide path's score tile: ~2 MiB, cache-sized
+TILE_BYTES = 8 << 20  # the wide path's score tile (and its dscores twin): 8 MiB
 
 # Flags the kernels raise (bits of an int64).
 BAD_X, BAD_LABEL, BAD_WEIGHT = 1, 2, 4
@@ -412,35 +412,52 @@ if _IMPORT_ERROR is None:
                 mx, _ = _row_shift(S, b, i)
                 out[i] = mx + _log(_row_exp(S, b, i, mx, scratch))
 
-    @pjit
-    def _cross_entropy_rows_kernel(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
-                                   rowloss, suspect):
-        """Per row ``i`` of the scores ``s_i = S[i] + b``: ``rowloss[i] = c_i (lse_i -
+    @jit
+    def _cross_entropy_rows(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
+                            rowloss, suspect, lo, hi, scratch):
+        """Rows ``lo:hi`` of scores ``s_i = S[i] + b``: ``rowloss[i] = c_i (lse_i -
         s_iy)`` and, if ``need_grad``, ``dS[i] = c_i (softmax(s_i) - e_yi)``, with
         ``c_i = scale * w_i`` (``scale`` unweighted). ``S`` is only read.
         ``suspect[i]`` flags a label outside ``[0, K)``, a negative or non-finite
         weight and, with ``probe_scores``, a non-finite score."""
+        k = S.shape[1]
+        for i in range(lo, hi):
+            lab = np.int64(y[i])
+            c = scale * w[i] if use_w else scale
+            flag = (np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0)
+                    | np.int64(c != c))
+            mx, probe = _row_shift(S, b, i)
+            zy = S[i, lab] + b[lab] - mx if flag == 0 else S.dtype.type(0)
+            e = dS[i] if need_grad else scratch
+            tot = _row_exp(S, b, i, mx, e)
+            rowloss[i] = c * (_log(tot) - zy)
+            suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
+            if need_grad:
+                inv = c / tot
+                for j in range(k):
+                    e[j] *= inv
+                if flag == 0:
+                    e[lab] -= c
+
+    @pjit
+    def _cross_entropy_rows_kernel(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
+                                   rowloss, suspect):
+        """``_cross_entropy_rows`` over all rows, in parallel groups of rows."""
         n, k = S.shape
         n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
         for t in prange(n_tasks):
-            scratch = np.empty(k, S.dtype)
-            for i in range(t * ROWS_PER_TASK, min(n, (t + 1) * ROWS_PER_TASK)):
-                lab = np.int64(y[i])
-                c = scale * w[i] if use_w else scale
-                flag = (np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0)
-                        | np.int64(c != c))
-                mx, probe = _row_shift(S, b, i)
-                zy = S[i, lab] + b[lab] - mx if flag == 0 else S.dtype.type(0)
-                e = dS[i] if need_grad else scratch
-                tot = _row_exp(S, b, i, mx, e)
-                rowloss[i] = c * (_log(tot) - zy)
-                suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
-                if need_grad:
-                    inv = c / tot
-                    for j in range(k):
-                        e[j] *= inv
-                    if flag == 0:
-                        e[lab] -= c
+            _cross_entropy_rows(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
+                                rowloss, suspect, t * ROWS_PER_TASK,
+                                min(n, (t + 1) * ROWS_PER_TASK), np.empty(k, S.dtype))
+
+    @jit
+    def _cross_entropy_tile_kernel(S, b, y, w, use_w, need_grad, dS, rowloss, suspect):
+        """The wide path's tile: serial on purpose. It alternates with BLAS calls,
+        and Numba's spinning worker threads then starve OpenBLAS's on a small
+        machine (measured: 5x slower than serial; docs/backends.md)."""
+        n, k = S.shape
+        _cross_entropy_rows(S, b, y, w, use_w, S.dtype.type(1.0), True, need_grad, dS,
+                            rowloss, suspect, 0, n, np.empty(k, S.dtype))
 
 def _as_rows(S, axis):
     """``S`` as a C-contiguous (M, K) array with ``axis`` last, and how to undo it."""
@@ -573,15 +590,14 @@ def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False)
     db = np.zeros(k, np.float64)
     loss = 0.0
     flagged = False
-    one = dtype.type(1.0)
     b = b.astype(dtype, copy=False)
     for i0 in range(0, n, tile):
         i1 = min(n, i0 + tile)
         m = i1 - i0
         Xt, St, Gt = X[i0:i1], scores[:m], dscores[:m]
         np.matmul(Xt, W, out=St)
-        _cross_entropy_rows_kernel(St, b, y[i0:i1], w[i0:i1] if use_w else w, use_w, one,
-                                   True, need_grad, Gt, rowloss, suspect)
+        _cross_entropy_tile_kernel(St, b, y[i0:i1], w[i0:i1] if use_w else w, use_w,
+                                   need_grad, Gt, rowloss, suspect)
         loss += float(np.sum(rowloss[:m], dtype=np.float64))
         if suspect[:m].any():
             flagged = True
