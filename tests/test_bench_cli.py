@@ -29,9 +29,10 @@ from fastsoftmax.bench._report import fmt_time
 from fastsoftmax.bench._rows import NotebookPeer, _notebook_loss_gradient
 
 PNG = b"\x89PNG\r\n\x1a\n"
-# In-process runs: no progress bar, short repeats, no pause between rows (timing
-# quality is not under test here, the bookkeeping is).
-FAST = {"progress": False, "target_s": 0.002, "quiet_s": 0.0}
+# Runs from Python: no progress bar, short repeats, no pause between rows, every
+# row in this process (timing quality is not under test here, the bookkeeping
+# is); the command-line tests and test_workers_* run the rows in worker processes.
+FAST = {"progress": False, "target_s": 0.002, "quiet_s": 0.0, "isolate": False}
 CELL_FIELDS = {"op", "size", "n", "k", "d", "dtype", "row", "kind", "label", "device",
                "status", "reason", "warmup_s", "calls_per_repeat", "repeat", "times_s",
                "median_s", "min_s", "rows_per_s", "bytes", "gb_per_s", "ratio_to_numpy",
@@ -151,10 +152,12 @@ def test_all_ops_in_process_float32_and_float64():
     json.dumps(result)  # serialisable as it is
 
 
-def test_train_runs_the_same_fit_everywhere():
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "workers"])
+def test_train_runs_the_same_fit_everywhere(isolate):
     config = BenchConfig(ops=["train"], sizes=[200], repeat=2, steps=20, backends=["numpy"],
-                         peers=["notebook", "sklearn"], **FAST)
+                         peers=["notebook", "sklearn"], **{**FAST, "isolate": isolate})
     result = run_bench(config)
+    assert result["config"]["isolate"] is isolate
     assert [c["label"] for c in result["cells"]] == ["numpy (backend)", "notebook (peer)",
                                                       "sklearn (peer)"]
     check_cell_numbers(result)
@@ -219,7 +222,7 @@ def test_quick_and_defaults():
     config = cli_config(args)
     assert config.sizes == [1_000, 10_000, 100_000, 1_000_000]
     assert config.memory is False and config.ops == ["loss_gradient"]
-    assert config.backends is None and config.peers is None and config.repeat == 5
+    assert config.backends is None and config.peers is None and config.repeat == 7
     config = cli_config(cli.build_parser().parse_args(["bench"]))
     assert config.sizes == [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
     assert config.memory is True
@@ -317,13 +320,45 @@ def test_building_the_parser_imports_no_peer():
     assert json.loads(out.stdout) == []
 
 
+def processes_with(marker):
+    """Pids of this user's processes whose environment holds ``marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_workers_refuse_different_data():
+    from fastsoftmax.bench._worker import Worker
+
+    worker = Worker(make_row("backend", "numpy"))
+    try:
+        assert worker.ready()
+        task = {"cmd": "cell", "size": 300, "k": 3, "d": 2, "dtype": "float64", "seed": 0,
+                "reg": 1e-3, "steps": 200, "sha": "0" * 40, "op": "loss_gradient",
+                "repeat": 1, "target_s": 0.001, "quiet_s": 0.0, "ref_dir": None,
+                "ref_keys": []}
+        with pytest.raises(RuntimeError, match="the worker's spiral differs from the parent's"):
+            worker.cell(task)
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="looks for leftover processes in /proc")
 def test_ctrl_c_keeps_what_was_measured(tmp_path):
     path = tmp_path / "partial.json"
+    marker = f"FASTSOFTMAX_TEST_RUN={os.getpid()}-{tmp_path.name}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastsoftmax", "bench", "--sizes", "1e3,1e7", "--repeat",
          "20", "--backends", "numpy", "--peers", "notebook", "--json", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1", marker.split("=")[0]: marker.split("=")[1]})
     try:
         for line in proc.stdout:  # wait until the first block (N=999) is printed
             if line.startswith("  notebook (peer)") and " ok" in line:
@@ -340,3 +375,4 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path):
     assert all(c["status"] == "ok" and c["median_s"] > 0 for c in result["cells"])
     assert "interrupted: kept the" in stdout
     assert not math.isnan(result["elapsed_s"])
+    assert processes_with(marker) == []  # the row workers were ended too

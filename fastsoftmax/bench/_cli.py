@@ -79,7 +79,9 @@ def _seed(text):
 DESCRIPTION = """\
 Time fastsoftmax's backends and the peers people use instead -- the cs231n
 notebook's NumPy code, scikit-learn's fused multinomial loss, PyTorch autograd,
-JAX jit -- side by side on the same spiral data, in one process. Per cell: the
+JAX jit -- side by side on the same spiral data, in one run (each row in a
+worker process of its own, cell by cell, so no library's state skews another's
+times). Per cell: the
 median and min of --repeat timed repeats after a warm-up call (reported
 separately as 'first call'), rows/s, GB/s of the input read once, the time
 relative to the numpy backend and to a floor measured in the same run
@@ -119,14 +121,18 @@ def add_bench_parser(subparsers):
                    default="all",
                    help=f"peers to time: {', '.join(PEERS)}, all or none (default all; "
                         "those not installed are skipped with a note)")
-    p.add_argument("--repeat", type=_positive_int, default=5,
-                   help="timed repeats per cell after the warm-up (default 5)")
+    p.add_argument("--repeat", type=_positive_int, default=7,
+                   help="timed repeats per cell after the warm-up (default 7)")
     p.add_argument("--quick", action="store_true",
                    help="a small sweep (sizes 1e3..1e6, no memory measurement) that "
                         "finishes in well under a minute")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                    help="measure each row's extra peak memory for loss_gradient at the "
                         "largest size in a fresh process (default: on, off with --quick)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every row in this process instead of one worker process per "
+                        "row (quicker to start; the rows then share the allocator and thread "
+                        "pools, which skews their times)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the spiral (default 0)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the machine, the library versions and every cell as JSON")
@@ -161,7 +167,7 @@ def config_from_args(args):
     return BenchConfig(ops=ops, sizes=sizes, classes=args.classes, features=args.features,
                        dtypes=args.dtype, backends=backends, peers=peers, repeat=args.repeat,
                        memory=memory, quick=args.quick, seed=args.seed,
-                       progress=not args.no_progress)
+                       isolate=not args.in_process, progress=not args.no_progress)
 
 
 def run_bench_command(args):

@@ -46,6 +46,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class BenchConfig:
     dtypes: list = field(default_factory=lambda: ["float64"])
     backends: list | None = None  # None: every available backend
     peers: list | None = None  # None: every peer (those not installed are noted)
-    repeat: int = 5
+    repeat: int = 7
     memory: bool = False
     quick: bool = False
     seed: int = 0
@@ -81,8 +82,9 @@ class BenchConfig:
     steps: int = 200
     target_s: float = 0.02
     quiet_s: float = 0.3  # see Quiet
+    isolate: bool = True  # every named row in a worker process of its own (see _worker)
     progress: bool = True
-    extra_rows: list = field(default_factory=list)  # Row objects: your own implementations
+    extra_rows: list = field(default_factory=list)  # Row objects (run in this process)
 
     def as_json(self):
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -118,8 +120,11 @@ class Quiet:
     def mark(self):
         self._last = time.perf_counter()
 
+    def remaining(self):
+        return self._last + self.quiet_s - time.perf_counter()
+
     def wait(self):
-        delay = self._last + self.quiet_s - time.perf_counter()
+        delay = self.remaining()
         if delay > 0:
             time.sleep(delay)
 
@@ -182,15 +187,18 @@ class CpuMeter:
     def start(self):
         return self.reading() if self.ok else None
 
-    def others(self, start, min_window=0.1):
-        """Fraction of all cores used by other processes since ``start`` (None if unknown)."""
+    def others(self, start, min_window=0.1, own_extra=0.0):
+        """Fraction of all cores used by other processes since ``start`` (None if unknown).
+
+        ``own_extra``: CPU seconds of this run's own worker processes in the window.
+        """
         if start is None:
             return None
         end = self.reading()
         wall = end[0] - start[0]
         if wall < min_window:
             return None  # /proc/stat counts in clock ticks: too coarse for less
-        other = (end[1] - start[1]) - (end[2] - start[2])
+        other = (end[1] - start[1]) - (end[2] - start[2]) - own_extra
         return min(1.0, max(0.0, other / (wall * self._cores)))
 
 
@@ -397,11 +405,16 @@ def resolve_rows(config):
     return rows, [r.info() for r in all_rows], notes
 
 
-def _shape_bytes(n, k, d, dtype, ops):
-    """A generous guess of the memory one shape needs (data, scores, temporaries)."""
+def _shape_bytes(n, k, d, dtype, ops, workers=0):
+    """A generous guess of the memory one shape needs (data, scores, temporaries).
+
+    Each worker process holds its own copy of the data (and the scores).
+    """
     s = np.dtype(dtype).itemsize
-    per_nk = 12 + (2 if any(op in _NEEDS_SCORES for op in ops) else 0)
-    return 3 * n * d * s + per_nk * n * k * s + 16 * n
+    scores = any(op in _NEEDS_SCORES for op in ops)
+    per_nk = 12 + (2 if scores else 0)
+    data = n * d * s + 4 * n + (n * k * s if scores else 0)
+    return 3 * n * d * s + per_nk * n * k * s + 16 * n + workers * data
 
 
 def _input_bytes(op, data):
@@ -438,10 +451,8 @@ class _Progress:
             self.bar.close()
 
 
-def _check(outputs, reference, dtype):
+def _check(errors, dtype):
     tol = TOL[dtype]
-    errors = {key: rel_err(outputs.get(key), ref) if key in outputs else math.inf
-              for key, ref in reference.items()}
     worst = max(errors, key=errors.get) if errors else None
     error = errors[worst] if errors else 0.0
     return {"ok": bool(error <= tol), "max_rel_err": error, "worst": worst, "tol": tol,
@@ -458,24 +469,87 @@ def _cell_record(op, size, data, row):
             "other_cpu": None}
 
 
-def _run_cell(row, op, data, config, record, meter, quiet):
+def time_row(row, op, data, repeat, target_s, quiet, meter):
+    """Prepare, time and collect one row on one cell: ``(outputs, stats)``.
+
+    The same code runs in this process and in a row's worker process.
+    """
     row.prepare(op, data)
     try:
         reading = meter.start()
-        result, warmup, number, times = measure(row.run, config.repeat, config.target_s,
-                                                quiet)
-        record["other_cpu"] = meter.others(reading)
+        result, warmup, number, times = measure(row.run, repeat, target_s, quiet)
+        other = meter.others(reading)
         outputs = row.outputs(result)
     finally:
         quiet.mark()
         row.release()
+    return outputs, {"warmup_s": warmup, "calls_per_repeat": number, "times_s": times,
+                     "other_cpu": other}
+
+
+def reference_errors(outputs, reference):
+    """Per output: ``max |row - ref| / max |ref|`` (inf where an output is missing)."""
+    return {key: rel_err(outputs[key], ref) if key in outputs else math.inf
+            for key, ref in reference.items()}
+
+
+def _fill(record, op, data, stats):
     passes = data.steps if op == "train" else 1
+    times = stats["times_s"]
     median = statistics.median(times)
-    record.update(warmup_s=warmup, calls_per_repeat=number, repeat=len(times), times_s=times,
-                  median_s=median, min_s=min(times), rows_per_s=passes * data.n / median,
-                  bytes=passes * _input_bytes(op, data),
-                  gb_per_s=passes * _input_bytes(op, data) / median / 1e9, status="ok")
-    return outputs
+    nbytes = passes * _input_bytes(op, data)
+    record.update(warmup_s=stats["warmup_s"], calls_per_repeat=stats["calls_per_repeat"],
+                  repeat=len(times), times_s=times, median_s=median, min_s=min(times),
+                  rows_per_s=passes * data.n / median, bytes=nbytes,
+                  gb_per_s=nbytes / median / 1e9, other_cpu=stats["other_cpu"], status="ok")
+
+
+class _Context:
+    """What the cells of one run share: config, progress, meters, workers, references."""
+
+    def __init__(self, config, rows, progress):
+        self.config, self.progress = config, progress
+        self.meter = CpuMeter()
+        self.quiet = Quiet(config.quiet_s)
+        self.workers = {}
+        self.shape_task = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="fastsoftmax-bench-")
+        if config.isolate:
+            from ._worker import Worker
+
+            named = [r for r in rows if not any(r is e for e in config.extra_rows)]
+            started = {row.label: Worker(row) for row in named}  # they load in parallel
+            for label, worker in started.items():
+                if not worker.ready():
+                    worker.error = f"its worker process could not load it: {worker.error}"
+                self.workers[label] = worker
+
+    def set_shape(self, size, data, config):
+        from ._worker import data_sha
+
+        self.shape_task = None
+        if self.workers:
+            self.shape_task = {
+                "cmd": "cell", "size": size, "k": data.k, "d": data.d,
+                "dtype": str(data.dtype), "seed": config.seed, "reg": config.reg,
+                "steps": config.steps, "sha": data_sha(data)}
+
+    def save_reference(self, op, reference):
+        if not self.workers:
+            return None
+        folder = os.path.join(self._tmp.name, op)
+        os.makedirs(folder, exist_ok=True)
+        for key, value in reference.items():
+            np.save(os.path.join(folder, f"{key}.npy"), np.asarray(value))
+        return folder
+
+    def workers_cpu_s(self):
+        return sum(w.cpu_s - w.cpu_start for w in self.workers.values())
+
+    def close(self):
+        for worker in self.workers.values():
+            worker.close()
+        self._tmp.cleanup()
 
 
 def run_bench(config, *, echo=False):
@@ -500,14 +574,14 @@ def run_bench(config, *, echo=False):
               for d in config.features for size in sorted(config.sizes)]
     progress = _Progress(len(shapes) * len(config.ops) * len(rows), config.progress)
     floors = Floors()
-    meter = CpuMeter()
-    quiet = Quiet(config.quiet_s)
-    whole_run = meter.start()
     t0 = time.perf_counter()
+    ctx = None
     try:
+        ctx = _Context(config, rows, progress)
+        whole_run = ctx.meter.start()
         available = _meminfo("MemAvailable")
         for dtype, k, d, size in shapes:
-            need = _shape_bytes(size, k, d, dtype, config.ops)
+            need = _shape_bytes(size, k, d, dtype, config.ops, len(ctx.workers))
             if available is not None and need > 0.8 * available:
                 notes.append(f"skipped N={size:,} K={k} D={d} {dtype}: needs about "
                              f"{need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available")
@@ -515,14 +589,14 @@ def run_bench(config, *, echo=False):
                 continue
             data = make_data(size, k, d, dtype, seed=config.seed, reg=config.reg,
                              steps=config.steps)
-            quiet.wait()
+            ctx.set_shape(size, data, config)
+            ctx.quiet.wait()
             floor = _measure_floors(floors, data, config.ops, rows)
             result["floors"].append(floor)
             for op in config.ops:
                 first = len(result["cells"])
                 try:
-                    _run_op(op, size, data, floor, rows, config, progress, meter, quiet,
-                            result["cells"])
+                    _run_op(op, size, data, floor, rows, ctx, result["cells"])
                 finally:
                     if echo and len(result["cells"]) > first:
                         progress.write(format_block(result["cells"][first:], floor, op))
@@ -536,13 +610,18 @@ def run_bench(config, *, echo=False):
     finally:
         progress.close()
         floors.close()
+        if ctx is not None:
+            ctx.close()
     result["elapsed_s"] = time.perf_counter() - t0
-    result["machine"]["other_cpu"] = meter.others(whole_run)
+    if ctx is not None:
+        result["machine"]["other_cpu"] = ctx.meter.others(whole_run,
+                                                          own_extra=ctx.workers_cpu_s())
     busy = [c for c in result["cells"] if (c["other_cpu"] or 0) > BUSY]
-    if result["machine"]["other_cpu"] is not None and result["machine"]["other_cpu"] > BUSY:
-        notes.append(f"other processes used {result['machine']['other_cpu']:.0%} of the CPUs "
-                     f"during this run ({len(busy)} cells over {BUSY:.0%}): timings, above all "
-                     f"of multi-threaded rows, are unreliable; rerun on an idle machine")
+    other = result["machine"].get("other_cpu")
+    if other is not None and other > BUSY:
+        notes.append(f"other processes used {other:.0%} of the CPUs during this run "
+                     f"({len(busy)} cells over {BUSY:.0%}): timings, above all of "
+                     f"multi-threaded rows, are unreliable; rerun on an idle machine")
     result["versions"] = library_versions()
     result["threads"] = thread_info()
     return result
@@ -572,9 +651,6 @@ def _floor_for(op, floor, row, steps):
     if not str(row.device).startswith("cpu"):
         return None  # a device this run has no floor for
     return passes * max(floor[f"read_{read_key}_s"], floor["exp_s"])
-
-
-_NO_REFERENCE = {}
 
 
 def float64_data(data):
@@ -612,54 +688,57 @@ def reference_outputs(op, data):
     return {"loss": np.asarray(loss), "W": W, "b": b}
 
 
-def _run_op(op, size, data, floor, rows, config, progress, meter, quiet, cells):
-    """Time every row on one (op, shape), appending each finished cell to ``cells``.
-
-    The numpy backend goes first (its result is the float64 reference); the
-    cells are then put back in the order of ``rows``.
-    """
-    first, reference, numpy_median = len(cells), None, None
-    order = sorted(rows, key=lambda r: not (r.kind == "backend" and r.name == "numpy"))
-    dtype = str(data.dtype)
+def _run_op(op, size, data, floor, rows, ctx, cells):
+    """Time every row on one (op, shape), appending each finished cell to ``cells``."""
+    config, progress, quiet = ctx.config, ctx.progress, ctx.quiet
+    first, dtype = len(cells), str(data.dtype)
     try:
-        for row in order:
+        reference = reference_outputs(op, data)
+    except Exception:  # reported on every row's check; the rows still run
+        reference = None
+    quiet.mark()
+    ref_dir = ctx.save_reference(op, reference) if reference is not None else None
+    try:
+        for row in rows:
             record = _cell_record(op, size, data, row)
             progress.update(0, f"{op} N={data.n:,} K={data.k} D={data.d} {dtype}: {row.name}")
             try:
-                outputs = _run_cell(row, op, data, config, record, meter, quiet)
+                worker = ctx.workers.get(row.label)
+                if worker is not None:
+                    stats, errors = worker.cell(dict(
+                        ctx.shape_task, op=op, repeat=config.repeat, target_s=config.target_s,
+                        quiet_s=max(0.0, quiet.remaining()), ref_dir=ref_dir,
+                        ref_keys=sorted(reference or {})))
+                    quiet.mark()
+                    if reference is None:
+                        errors = None
+                else:
+                    outputs, stats = time_row(row, op, data, config.repeat, config.target_s,
+                                              quiet, ctx.meter)
+                    errors = None if reference is None else reference_errors(outputs,
+                                                                             reference)
+                    del outputs
             except Exception as exc:  # a row that fails is reported, not fatal
-                record.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                record.update(status="error", reason=f"{type(exc).__name__}: {exc}"
+                              if not isinstance(exc, RuntimeError) else str(exc))
                 cells.append(record)
                 progress.update(1)
                 continue
+            _fill(record, op, data, stats)
             record["floor_s"] = _floor_for(op, floor, row, data.steps)
             if record["floor_s"]:
                 record["ratio_to_floor"] = record["median_s"] / record["floor_s"]
-            is_numpy = row.kind == "backend" and row.name == "numpy"
-            if is_numpy:
-                numpy_median = record["median_s"]
-            if reference is None:
-                if is_numpy and dtype == "float64":
-                    reference = outputs  # the reference itself: no second call
-                else:
-                    try:
-                        reference = reference_outputs(op, data)
-                    except Exception:  # reported on every row's check; the rows still run
-                        reference = _NO_REFERENCE
-                    quiet.mark()
-            if reference is _NO_REFERENCE:
+            if errors is None:
                 record["check"] = {"ok": None, "reason": "the numpy reference failed"}
             else:
-                record["check"] = _check(outputs, reference, dtype)
+                record["check"] = _check(errors, dtype)
                 if not record["check"]["ok"]:
                     record["status"] = "mismatch"
             cells.append(record)
             progress.update(1)
     finally:  # also after Ctrl-C: the finished cells of this block stay complete
-        block = cells[first:]
-        for record in block:
+        numpy_median = next((c["median_s"] for c in cells[first:]
+                             if c["label"] == "numpy (backend)" and c["median_s"]), None)
+        for record in cells[first:]:
             if numpy_median and record["median_s"] is not None:
                 record["ratio_to_numpy"] = record["median_s"] / numpy_median
-        labels = [r.label for r in rows]
-        block.sort(key=lambda c: labels.index(c["label"]))
-        cells[first:] = block
