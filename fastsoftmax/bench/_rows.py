@@ -88,8 +88,9 @@ class BenchData:
         """The initial weights of ``train``: what ``SoftmaxClassifier(seed=seed)`` draws."""
         if self.init is not None:
             return self.init
+        # As SoftmaxClassifier.fit: float64 normals, cast, then scaled in the dtype.
         rng = np.random.default_rng(self.seed)
-        return 0.01 * rng.standard_normal((self.d, self.k), dtype=self.dtype)
+        return 0.01 * rng.standard_normal((self.d, self.k)).astype(self.dtype)
 
 
 def make_data(n_points, n_classes, n_features, dtype, *, seed=0, reg=1e-3, steps=200):
