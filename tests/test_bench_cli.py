@@ -387,3 +387,19 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path):
     assert "interrupted: kept the" in stdout
     assert not math.isnan(result["elapsed_s"])
     assert processes_with(marker) == []  # the row workers were ended too
+
+
+def test_docs_cli_lists_every_command_and_flag():
+    """docs/cli.md documents every command and every flag the parser has."""
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "cli.md")
+    if not os.path.exists(path):
+        pytest.skip("docs/ is not shipped with this installation")
+    text = open(path).read()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert f"## `fastsoftmax {name}`" in text
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert f"`{flag}" in text, (name, flag)
