@@ -242,3 +242,17 @@ def test_property_against_naive(n, d, k, dtype, label_dtype, seed, reg, weighted
         for u, v in zip(got, want):
             assert fs.to_numpy(u).dtype == dtype
             assert_close(u, v, dtype, scale=10.0)
+
+
+def test_float32_sums_over_many_rows_keep_float32_accuracy(backend):
+    """Sums over N (db, the loss, the weights) accumulate wider than float32:
+    a float32 running sum down 600k rows would be off by percents of db."""
+    X, y = fs.make_spiral(200_000, 3, seed=0, dtype="float32", backend="numpy")
+    W = np.array([[0.3, -0.2, 0.1], [-0.1, 0.4, 0.2]], dtype=np.float32)
+    b = np.array([0.05, -0.02, 0.0], dtype=np.float32)
+    want = fs.loss_gradient(X.astype(np.float64), y, W.astype(np.float64),
+                            b.astype(np.float64), reg=1e-3, backend="numpy")
+    got = fs.loss_gradient(X, y, W, b, reg=1e-3, backend=backend)
+    for g, v in zip(got, want):
+        assert fs.to_numpy(g).dtype == np.float32
+        assert_close(g, v, np.float32, scale=float(np.max(np.abs(v))))

@@ -23,6 +23,8 @@ Numerics
   row -- the distribution over no allowed class is undefined, and NaN says so.
 * Cross-entropy is ``log(sum exp(S - m)) - (S_y - m)``: computed from the
   log-softmax, never as ``log(softmax)``, so it stays exact when ``p_y`` underflows.
+* float32 in, float32 out; but the sums over the N rows (the loss, ``db``, the
+  weights) and ``X.T @ dscores`` accumulate in float64, since N reaches 1e8.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def log_softmax(S, axis=-1, *, xp):
     return Z - xp.log(xp.sum(xp.exp(Z), axis=axis, keepdims=True))
 
 
+def _sum_rows(a, xp, axis=None):
+    """A sum over the N rows; float32 data accumulates in float64 (N reaches 1e8,
+    and a float32 running sum down a column loses digits long before that)."""
+    if a.dtype == xp.float32:
+        return xp.astype(xp.sum(a, axis=axis, dtype=xp.float64), xp.float32)
+    return xp.sum(a, axis=axis)
+
+
 def _onehot(y, n_classes, dtype, xp):
     classes = xp.arange(n_classes, dtype=y.dtype)
     return xp.astype(y[:, None] == classes[None, :], dtype)
@@ -74,7 +84,7 @@ def _row_scale(sample_weight, n, reduction, xp):
     if sample_weight is None:
         return 1.0 / n if reduction == "mean" else 1.0
     if reduction == "mean":
-        return sample_weight / xp.sum(sample_weight)
+        return sample_weight / _sum_rows(sample_weight, xp)
     return sample_weight
 
 
@@ -98,7 +108,7 @@ def _cross_entropy_rows(S, y, xp):
 
 def _reduce(rows, c, reduction, xp):
     weighted = _scale_rows(c, rows)
-    return weighted if reduction == "none" else xp.sum(weighted)
+    return weighted if reduction == "none" else _sum_rows(weighted, xp)
 
 
 def cross_entropy(S, y, *, reduction="mean", sample_weight=None, xp):
@@ -136,6 +146,10 @@ def loss_gradient(X, y, W, b, *, reg=0.0, sample_weight=None, xp):
     S = scores(X, W, b, xp=xp)
     data, dscores = cross_entropy_gradient(S, y, sample_weight=sample_weight, xp=xp)
     loss_value = data + 0.5 * reg * xp.sum(W * W)
-    dW = xp.matrix_transpose(X) @ dscores + reg * W
-    db = xp.sum(dscores, axis=0)
+    if X.dtype == xp.float32:  # a float32 GEMM sums N products per entry in float32
+        X64, G64 = xp.astype(X, xp.float64), xp.astype(dscores, xp.float64)
+        dW = xp.astype(xp.matrix_transpose(X64) @ G64, xp.float32) + reg * W
+    else:
+        dW = xp.matrix_transpose(X) @ dscores + reg * W
+    db = _sum_rows(dscores, xp, axis=0)
     return loss_value, dW, db
