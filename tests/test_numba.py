@@ -132,6 +132,17 @@ def test_results_are_identical_for_any_thread_count():
                 np.testing.assert_array_equal(a, c)  # bit for bit
 
 
+def test_serial_and_parallel_narrow_kernels_are_bit_identical():
+    X, y, W, b = _spiral(50_000)
+    w = np.random.default_rng(7).uniform(0, 1, len(y))
+    chunks = nb._n_chunks(len(y))
+    for weights, use_w in ((np.ones(1), False), (w, True)):
+        par = nb._loss_gradient_narrow_kernel(X, y, W, b, weights, use_w, True, chunks)
+        ser = nb._loss_gradient_narrow_serial_kernel(X, y, W, b, weights, use_w, True, chunks)
+        np.testing.assert_array_equal(par[0], ser[0])
+        assert par[1] == ser[1] == 0
+
+
 def test_regime_switch_and_both_paths_agree_with_reference():
     assert nb._regime(2, 3) == "narrow"
     assert nb._regime(1, nb.NARROW_MAX_DK) == "narrow"
@@ -189,7 +200,7 @@ def test_kernels_load_from_the_on_disk_cache_in_a_new_process():
         from fastsoftmax.backends import numba as nb
         X, y = fs.make_spiral(50, 3, seed=0, backend="numpy")
         fs.loss_gradient(X, y, np.zeros((2, 3)), np.zeros(3), backend="numba")
-        stats = nb._loss_gradient_narrow_kernel.stats
+        stats = nb._loss_gradient_narrow_serial_kernel.stats  # small N: the serial twin
         print(json.dumps({"hits": sum(stats.cache_hits.values()),
                           "misses": sum(stats.cache_misses.values())}))
     """

@@ -42,6 +42,7 @@ from ._base import Backend, BackendUnavailableError
 BLOCK = 256  # rows per block in the narrow kernel: its buffers stay in L1/L2
 MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> deterministic)
 MIN_CHUNK_ROWS = 4 * BLOCK
+SERIAL_MAX_ROWS = 32_768  # below, one thread: a pool wake-up costs more than the rows
 FLUSH_BLOCKS = 16  # blocks between flushes of the lane accumulators into float64
 NARROW_MAX_DK = 96  # measured crossover to the BLAS-tiled path (docs/backends.md)
 TILE_BYTES = 8 << 20  # the wide path's score tile (and its dscores twin): 8 MiB
@@ -230,6 +231,124 @@ if _IMPORT_ERROR is None:
         total[n_grad] += t_loss
         total[n_grad + 1] += t_w
 
+    @jit
+    def _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects):
+        """Chunk ``c`` (rows ``c*per_chunk`` on) of the narrow kernel, into
+        ``partial[c]`` and ``suspects[c]``."""
+        n, d = X.shape
+        k = W.shape[1]
+        dk = d * k
+        n_acc = dk + k + 2
+        lo = c * per_chunk
+        hi = min(n, lo + per_chunk)
+        # Block buffers, laid out (feature or class, row): inner loops run over rows.
+        xt = np.empty((d, BLOCK), X.dtype)
+        s = np.empty((k, BLOCK), X.dtype)
+        mx = np.empty(BLOCK, X.dtype)
+        tot = np.empty(BLOCK, X.dtype)
+        zy = np.empty(BLOCK, X.dtype)
+        cw = np.empty(BLOCK, X.dtype)
+        yl = np.empty(BLOCK, np.int64)
+        # One accumulator per (output, row slot): sums stay lane-wise, so they
+        # vectorise without reassociation and are deterministic. They are in the
+        # input dtype (float32 keeps its SIMD width) and are flushed into float64
+        # every FLUSH_BLOCKS blocks: a float32 lane never sums more terms.
+        acc = np.zeros((dk + k, BLOCK), X.dtype)
+        acc_loss = np.zeros(BLOCK, X.dtype)
+        acc_w = np.zeros(BLOCK, X.dtype)
+        total = np.zeros(n_acc, np.float64)
+        since_flush = 0
+        lt = np.empty(BLOCK, X.dtype)
+        probe = np.zeros(BLOCK, X.dtype)  # += v - v: NaN iff some v is inf/NaN
+        bad = np.zeros(BLOCK, np.int64)
+        for i0 in range(lo, hi, BLOCK):
+            m = min(BLOCK, hi - i0)
+            for t in range(d):
+                for r in range(m):
+                    v = X[i0 + r, t]
+                    xt[t, r] = v
+                    probe[r] += v - v
+            for r in range(m):
+                lab = np.int64(y[i0 + r])
+                yl[r] = lab
+                bad[r] |= np.int64(lab < 0) | np.int64(lab >= k)
+            if use_w:
+                for r in range(m):
+                    v = w[i0 + r]
+                    cw[r] = v
+                    probe[r] += v - v
+                    bad[r] |= np.int64(v < 0)
+            else:
+                for r in range(m):
+                    cw[r] = 1.0
+            for j in range(k):
+                bj = b[j]
+                for r in range(m):
+                    s[j, r] = bj
+            for t in range(d):
+                for j in range(k):
+                    wtj = W[t, j]
+                    for r in range(m):
+                        s[j, r] += xt[t, r] * wtj
+            for r in range(m):
+                mx[r] = s[0, r]
+            for j in range(1, k):
+                for r in range(m):
+                    v = s[j, r]
+                    mx[r] = v if v > mx[r] else mx[r]
+            for r in range(m):
+                v = mx[r]
+                mx[r] = v if v - v == 0 else 0.0  # overflowed scores: shift by 0
+                tot[r] = 0.0
+                zy[r] = 0.0
+            for j in range(k):
+                for r in range(m):
+                    z = s[j, r] - mx[r]
+                    e = _exp(z)
+                    s[j, r] = e
+                    tot[r] += e
+                    zy[r] = z if yl[r] == j else zy[r]
+            for r in range(m):
+                lt[r] = _log(tot[r])
+            for r in range(m):
+                acc_loss[r] += cw[r] * (lt[r] - zy[r])
+                acc_w[r] += cw[r]
+            if need_grad:
+                for r in range(m):
+                    tot[r] = cw[r] / tot[r]
+                for j in range(k):
+                    for r in range(m):
+                        g = s[j, r] * tot[r] - (cw[r] if yl[r] == j else 0.0)
+                        s[j, r] = g
+                        acc[dk + j, r] += g
+                for t in range(d):
+                    for j in range(k):
+                        a = t * k + j
+                        for r in range(m):
+                            acc[a, r] += xt[t, r] * s[j, r]
+            since_flush += 1
+            if since_flush == FLUSH_BLOCKS or i0 + BLOCK >= hi:
+                _flush_lanes(acc, acc_loss, acc_w, total)
+                since_flush = 0
+        for a in range(n_acc):
+            partial[c, a] = total[a]
+        flag = 0
+        for r in range(BLOCK):
+            flag |= bad[r] | np.int64(probe[r] != probe[r])
+        suspects[c] = flag
+
+    @jit
+    def _narrow_sum(partial, suspects):
+        """The chunks' partial sums, added in chunk order: deterministic."""
+        n_chunks, n_acc = partial.shape
+        out = np.zeros(n_acc, np.float64)
+        suspect = 0
+        for c in range(n_chunks):
+            suspect |= suspects[c]
+            for a in range(n_acc):
+                out[a] += partial[c, a]
+        return out, suspect
+
     @pjit
     def _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
         """Unnormalised sums over rows, in float64, and a suspicion flag.
@@ -240,119 +359,25 @@ if _IMPORT_ERROR is None:
         ``suspect`` is non-zero when some ``X``/``w`` is not finite, a label is
         outside ``[0, K)`` or a weight is negative.
         """
-        n, d = X.shape
-        k = W.shape[1]
-        dk = d * k
-        n_acc = dk + k + 2
+        n_acc = X.shape[1] * W.shape[1] + W.shape[1] + 2
         partial = np.zeros((n_chunks, n_acc), np.float64)
         suspects = np.zeros(n_chunks, np.int64)
-        per_chunk = (n + n_chunks - 1) // n_chunks
+        per_chunk = (X.shape[0] + n_chunks - 1) // n_chunks
         for c in prange(n_chunks):
-            lo = c * per_chunk
-            hi = min(n, lo + per_chunk)
-            # Block buffers, laid out (feature or class, row): inner loops run over rows.
-            xt = np.empty((d, BLOCK), X.dtype)
-            s = np.empty((k, BLOCK), X.dtype)
-            mx = np.empty(BLOCK, X.dtype)
-            tot = np.empty(BLOCK, X.dtype)
-            zy = np.empty(BLOCK, X.dtype)
-            cw = np.empty(BLOCK, X.dtype)
-            yl = np.empty(BLOCK, np.int64)
-            # One float64 accumulator per (output, row slot): sums stay lane-wise,
-            # so they vectorise without reassociation and are deterministic.
-            # Lane accumulators in the input dtype (float32 keeps its SIMD width),
-            # flushed into float64 every FLUSH_BLOCKS blocks: a float32 lane never
-            # sums more than FLUSH_BLOCKS terms.
-            acc = np.zeros((dk + k, BLOCK), X.dtype)
-            acc_loss = np.zeros(BLOCK, X.dtype)
-            acc_w = np.zeros(BLOCK, X.dtype)
-            total = np.zeros(n_acc, np.float64)
-            since_flush = 0
-            lt = np.empty(BLOCK, X.dtype)
-            probe = np.zeros(BLOCK, X.dtype)  # += v - v: NaN iff some v is inf/NaN
-            bad = np.zeros(BLOCK, np.int64)
-            for i0 in range(lo, hi, BLOCK):
-                m = min(BLOCK, hi - i0)
-                for t in range(d):
-                    for r in range(m):
-                        v = X[i0 + r, t]
-                        xt[t, r] = v
-                        probe[r] += v - v
-                for r in range(m):
-                    lab = np.int64(y[i0 + r])
-                    yl[r] = lab
-                    bad[r] |= np.int64(lab < 0) | np.int64(lab >= k)
-                if use_w:
-                    for r in range(m):
-                        v = w[i0 + r]
-                        cw[r] = v
-                        probe[r] += v - v
-                        bad[r] |= np.int64(v < 0)
-                else:
-                    for r in range(m):
-                        cw[r] = 1.0
-                for j in range(k):
-                    bj = b[j]
-                    for r in range(m):
-                        s[j, r] = bj
-                for t in range(d):
-                    for j in range(k):
-                        wtj = W[t, j]
-                        for r in range(m):
-                            s[j, r] += xt[t, r] * wtj
-                for r in range(m):
-                    mx[r] = s[0, r]
-                for j in range(1, k):
-                    for r in range(m):
-                        v = s[j, r]
-                        mx[r] = v if v > mx[r] else mx[r]
-                for r in range(m):
-                    v = mx[r]
-                    mx[r] = v if v - v == 0 else 0.0  # overflowed scores: shift by 0
-                    tot[r] = 0.0
-                    zy[r] = 0.0
-                for j in range(k):
-                    for r in range(m):
-                        z = s[j, r] - mx[r]
-                        e = _exp(z)
-                        s[j, r] = e
-                        tot[r] += e
-                        zy[r] = z if yl[r] == j else zy[r]
-                for r in range(m):
-                    lt[r] = _log(tot[r])
-                for r in range(m):
-                    acc_loss[r] += cw[r] * (lt[r] - zy[r])
-                    acc_w[r] += cw[r]
-                if need_grad:
-                    for r in range(m):
-                        tot[r] = cw[r] / tot[r]
-                    for j in range(k):
-                        for r in range(m):
-                            g = s[j, r] * tot[r] - (cw[r] if yl[r] == j else 0.0)
-                            s[j, r] = g
-                            acc[dk + j, r] += g
-                    for t in range(d):
-                        for j in range(k):
-                            a = t * k + j
-                            for r in range(m):
-                                acc[a, r] += xt[t, r] * s[j, r]
-                since_flush += 1
-                if since_flush == FLUSH_BLOCKS or i0 + BLOCK >= hi:
-                    _flush_lanes(acc, acc_loss, acc_w, total)
-                    since_flush = 0
-            for a in range(n_acc):
-                partial[c, a] = total[a]
-            flag = 0
-            for r in range(BLOCK):
-                flag |= bad[r] | np.int64(probe[r] != probe[r])
-            suspects[c] = flag
-        out = np.zeros(n_acc, np.float64)
-        suspect = 0
-        for c in range(n_chunks):  # fixed order: deterministic
-            suspect |= suspects[c]
-            for a in range(n_acc):
-                out[a] += partial[c, a]
-        return out, suspect
+            _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
+        return _narrow_sum(partial, suspects)
+
+    @jit
+    def _loss_gradient_narrow_serial_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
+        """The same chunks in one thread, for small N: waking a thread pool costs
+        more than the work. Bit-identical to the parallel kernel."""
+        n_acc = X.shape[1] * W.shape[1] + W.shape[1] + 2
+        partial = np.zeros((n_chunks, n_acc), np.float64)
+        suspects = np.zeros(n_chunks, np.int64)
+        per_chunk = (X.shape[0] + n_chunks - 1) // n_chunks
+        for c in range(n_chunks):
+            _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
+        return _narrow_sum(partial, suspects)
 
     # -- row kernels: one row of K scores at a time ---------------------------
     # Without reassociation a sum or max along a row cannot be vectorised (and
@@ -551,8 +576,9 @@ class NumbaBackend(Backend):
         use_w = sample_weight is not None
         w = sample_weight if use_w else np.ones(1, dtype)
         if _regime(d, k) == "narrow":
-            acc, suspect = _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad,
-                                                        _n_chunks(n))
+            kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
+                      else _loss_gradient_narrow_serial_kernel)
+            acc, suspect = kernel(X, y, W, b, w, use_w, need_grad, _n_chunks(n))
             dW_sum = acc[:d * k].reshape(d, k)
             db_sum = acc[d * k:d * k + k]
             loss_sum, wsum = acc[d * k + k], acc[d * k + k + 1]
