@@ -114,7 +114,7 @@ def test_narrow_kernel_matches_reference_across_blocks_and_chunks(dtype):
 
 def test_results_are_identical_for_any_thread_count():
     X, y, W, b = _spiral(200_000)
-    Xw, yw, Ww, bw = random_problem(30_000, 40, 30, seed=3)  # the wide regime
+    Xw, yw, Ww, bw = random_problem(30_000, 64, 40, seed=3)  # the wide regime
     before = numba.get_num_threads()
     try:
         runs = []
@@ -148,9 +148,9 @@ def test_regime_switch_and_both_paths_agree_with_reference():
     assert nb._regime(1, nb.NARROW_MAX_DK) == "narrow"
     assert nb._regime(1, nb.NARROW_MAX_DK + 1) == "wide"
     assert nb._regime(64, 100) == "wide"
-    for d, k in [(1, nb.NARROW_MAX_DK), (1, nb.NARROW_MAX_DK + 1), (8, 12), (16, 40)]:
-        X, y, W, b = random_problem(5_003, d, k, seed=d * k)
-        w = np.random.default_rng(k).uniform(0, 1, 5_003)
+    for d, k in [(1, nb.NARROW_MAX_DK), (1, nb.NARROW_MAX_DK + 1), (8, 12), (64, 40)]:
+        X, y, W, b = random_problem(3_003, d, k, seed=d * k)
+        w = np.random.default_rng(k).uniform(0, 1, 3_003)
         want = fs.loss_gradient(X, y, W, b, reg=0.1, sample_weight=w, backend="numpy")
         got = fs.loss_gradient(X, y, W, b, reg=0.1, sample_weight=w, backend="numba")
         for g, v in zip(got, want):
@@ -158,7 +158,8 @@ def test_regime_switch_and_both_paths_agree_with_reference():
 
 
 def test_wide_path_spans_several_tiles():
-    d, k = 32, 64
+    d, k = 48, 64
+    assert nb._regime(d, k) == "wide"
     n = 3 * (nb.TILE_BYTES // (k * 8)) + 17
     X, y, W, b = random_problem(n, d, k, seed=4)
     want = fs.loss_gradient(X, y, W, b, reg=0.01, backend="numpy")
@@ -167,7 +168,7 @@ def test_wide_path_spans_several_tiles():
         assert_close(g, v, np.float64, scale=10.0)
 
 
-@pytest.mark.parametrize("d,k", [(2, 3), (40, 30)], ids=["narrow", "wide"])
+@pytest.mark.parametrize("d,k", [(2, 3), (64, 40)], ids=["narrow", "wide"])
 def test_fused_checks_word_the_error(d, k):
     X, y, W, b = random_problem(3_000, d, k, seed=5)
     X[1234, 1] = np.inf
@@ -180,7 +181,7 @@ def test_fused_checks_word_the_error(d, k):
 
 
 def test_loss_only_matches_loss_gradient():
-    for d, k in [(2, 3), (40, 30)]:
+    for d, k in [(2, 3), (64, 40)]:
         X, y, W, b = random_problem(2_000, d, k, seed=6)
         a = fs.loss(X, y, W, b, reg=0.2, backend="numba")
         c = fs.loss_gradient(X, y, W, b, reg=0.2, backend="numba")[0]

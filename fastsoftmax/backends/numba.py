@@ -44,7 +44,7 @@ MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> determinis
 MIN_CHUNK_ROWS = 4 * BLOCK
 SERIAL_MAX_ROWS = 32_768  # below, one thread: a pool wake-up costs more than the rows
 FLUSH_BLOCKS = 16  # blocks between flushes of the lane accumulators into float64
-NARROW_MAX_DK = 96  # measured crossover to the BLAS-tiled path (docs/backends.md)
+NARROW_MAX_DK = 2048  # measured crossover to the BLAS-tiled path (docs/benchmarks.md)
 TILE_BYTES = 8 << 20  # the wide path's score tile (and its dscores twin): 8 MiB
 
 # Flags the kernels raise (bits of an int64).
