@@ -51,6 +51,7 @@ def test_train_json_is_exactly_one_object():
     assert result["n_features"] == 3 and result["dtype"] == "float32"
     assert len(result["loss_history"]) == 30 and result["seed"] == 1
     assert 0 <= result["accuracy"] <= 1 and result["final_loss"] == result["loss_history"][-1]
+    assert 0 <= result["first_step_seconds"] <= result["train_seconds"]
     assert result["backend"] in fs.available_backends()
 
 

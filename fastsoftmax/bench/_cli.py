@@ -7,6 +7,7 @@ import math
 import os
 import sys
 
+from ..cli import _int_at_least
 from ._rows import OPS, PEERS
 
 _DTYPES = ("float32", "float64")
@@ -56,26 +57,6 @@ def _backend_list(text):
     return _choices_list(list_backends(), "backends", extra=("all", "none"))(text)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 DESCRIPTION = """\
 Time fastsoftmax's backends and the peers people use instead -- the cs231n
 notebook's NumPy code, scikit-learn's fused multinomial loss, PyTorch autograd,
@@ -121,7 +102,7 @@ def add_bench_parser(subparsers):
                    default="all",
                    help=f"peers to time: {', '.join(PEERS)}, all or none (default all; "
                         "those not installed are skipped with a note)")
-    p.add_argument("--repeat", type=_positive_int, default=7,
+    p.add_argument("--repeat", type=_int_at_least(1), default=7,
                    help="timed repeats per cell after the warm-up (default 7)")
     p.add_argument("--quick", action="store_true",
                    help="a small sweep (sizes 1e3..1e6, no memory measurement) that "
@@ -133,7 +114,8 @@ def add_bench_parser(subparsers):
                    help="run every row in this process instead of one worker process per "
                         "row (quicker to start; the rows then share the allocator and thread "
                         "pools, which skews their times)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the spiral (default 0)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of the spiral (default 0)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the machine, the library versions and every cell as JSON")
     p.add_argument("--plot", metavar="PATH", default=None,
