@@ -47,9 +47,6 @@ FLUSH_BLOCKS = 16  # blocks between flushes of the lane accumulators into float6
 NARROW_MAX_DK = 2048  # measured crossover to the BLAS-tiled path (docs/benchmarks.md)
 TILE_BYTES = 8 << 20  # the wide path's score tile (and its dscores twin): 8 MiB
 
-# Flags the kernels raise (bits of an int64).
-BAD_X, BAD_LABEL, BAD_WEIGHT = 1, 2, 4
-
 try:  # Numba is a core dependency, but load() must still say why it cannot run.
     import numba
     from numba import njit, prange
