@@ -170,7 +170,7 @@ def _linear_inputs(be, X, y, W, b, sample_weight, reg):
     X, W, b = _validate.linear_inputs(be, X, W, b)
     y = _validate.label_array(be, y, X.shape[0])
     w = _validate.weight_array(be, sample_weight, X.shape[0], X.dtype)
-    return X, y, W, b, w, _validate.reg_value(reg)
+    return X, y, W, b, w, _validate.real_param(reg, "reg")
 
 
 def loss(X, y, W, b, *, reg=0.0, sample_weight=None, backend=None):

@@ -87,14 +87,25 @@ def weight_array(backend, sample_weight, n, dtype):
     return backend.xp.astype(w, dtype, copy=False)
 
 
-def reg_value(reg):
-    """``reg`` as a Python float; a non-negative finite real number."""
-    if isinstance(reg, bool) or not isinstance(reg, numbers.Real):
-        raise TypeError(f"reg must be a real number, got {type(reg).__name__}")
-    reg = float(reg)
-    if not np.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg must be a finite number >= 0, got {reg}")
-    return reg
+def real_param(value, name, *, positive=False):
+    """A finite real scalar parameter (``reg``, ``lr``, ``noise``) as a float,
+    ``>= 0`` (``> 0`` with ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, "
+                         f"got {value}")
+    return value
+
+
+def int_param(value, name, minimum):
+    """An integer scalar parameter, at least ``minimum``, as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def reduction_value(reduction):

@@ -5,17 +5,10 @@ from __future__ import annotations
 import math
 import numbers
 
+from . import _validate
 from .backends import get_backend
 
 _DTYPES = ("float32", "float64")
-
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=None,
@@ -61,13 +54,10 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     >>> X.shape, y.shape, int(y.max())
     ((300, 2), (300,), 2)
     """
-    n_per_class = _positive_int(n_per_class, "n_per_class")
-    n_classes = _positive_int(n_classes, "n_classes")
-    n_features = _positive_int(n_features, "n_features", minimum=2)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
-        raise TypeError(f"noise must be a real number, got {type(noise).__name__}")
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    n_per_class = _validate.int_param(n_per_class, "n_per_class", 1)
+    n_classes = _validate.int_param(n_classes, "n_classes", 1)
+    n_features = _validate.int_param(n_features, "n_features", 2)
+    noise = _validate.real_param(noise, "noise")
     dtype = str(dtype)
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")

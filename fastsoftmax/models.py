@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -14,24 +13,6 @@ from .backends import get_backend, to_numpy
 
 class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit`` (as in scikit-learn)."""
-
-
-def _check_real(value, name, *, positive=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, "
-                         f"got {value}")
-    return value
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 class SoftmaxClassifier:
@@ -121,14 +102,14 @@ class SoftmaxClassifier:
 
     # -- fitting -------------------------------------------------------------
     def _check_params(self):
-        lr = _check_real(self.lr, "lr", positive=True)
-        reg = _check_real(self.reg, "reg")
-        max_iter = _check_int(self.max_iter, "max_iter", 1)
-        _check_int(self.verbose, "verbose", 0)
+        lr = _validate.real_param(self.lr, "lr", positive=True)
+        reg = _validate.real_param(self.reg, "reg")
+        max_iter = _validate.int_param(self.max_iter, "max_iter", 1)
+        _validate.int_param(self.verbose, "verbose", 0)
         if self.dtype not in (None, "float32", "float64"):
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         if self.seed is not None:
-            _check_int(self.seed, "seed", 0)
+            _validate.int_param(self.seed, "seed", 0)
         return lr, reg, max_iter
 
     def _features(self, be, X):
