@@ -335,6 +335,14 @@ if _IMPORT_ERROR is None:
         suspects[c] = flag
 
     @jit
+    def _narrow_outputs(X, W, n_chunks):
+        """Per-chunk partial sums and flags, and the rows per chunk."""
+        n_acc = X.shape[1] * W.shape[1] + W.shape[1] + 2
+        per_chunk = (X.shape[0] + n_chunks - 1) // n_chunks
+        return (np.zeros((n_chunks, n_acc), np.float64), np.zeros(n_chunks, np.int64),
+                per_chunk)
+
+    @jit
     def _narrow_sum(partial, suspects):
         """The chunks' partial sums, added in chunk order: deterministic."""
         n_chunks, n_acc = partial.shape
@@ -356,10 +364,7 @@ if _IMPORT_ERROR is None:
         ``suspect`` is non-zero when some ``X``/``w`` is not finite, a label is
         outside ``[0, K)`` or a weight is negative.
         """
-        n_acc = X.shape[1] * W.shape[1] + W.shape[1] + 2
-        partial = np.zeros((n_chunks, n_acc), np.float64)
-        suspects = np.zeros(n_chunks, np.int64)
-        per_chunk = (X.shape[0] + n_chunks - 1) // n_chunks
+        partial, suspects, per_chunk = _narrow_outputs(X, W, n_chunks)
         for c in prange(n_chunks):
             _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
         return _narrow_sum(partial, suspects)
@@ -368,10 +373,7 @@ if _IMPORT_ERROR is None:
     def _loss_gradient_narrow_serial_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
         """The same chunks in one thread, for small N: waking a thread pool costs
         more than the work. Bit-identical to the parallel kernel."""
-        n_acc = X.shape[1] * W.shape[1] + W.shape[1] + 2
-        partial = np.zeros((n_chunks, n_acc), np.float64)
-        suspects = np.zeros(n_chunks, np.int64)
-        per_chunk = (X.shape[0] + n_chunks - 1) // n_chunks
+        partial, suspects, per_chunk = _narrow_outputs(X, W, n_chunks)
         for c in range(n_chunks):
             _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
         return _narrow_sum(partial, suspects)
