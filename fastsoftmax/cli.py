@@ -1,8 +1,10 @@
 """The ``fastsoftmax`` command line: ``train``, ``backends`` and ``bench``.
 
-Errors a user can cause (a bad flag, an unusable backend, bad values) print one
-line ``fastsoftmax: error: ...`` on stderr and exit with status 2 -- never a
-traceback.
+Errors a user can cause (a bad flag, an unusable backend, bad values, an
+output path that cannot be written, a problem too large for the memory) print
+one line ``fastsoftmax: error: ...`` on stderr and exit with status 2 -- never a
+traceback, and always before any work. A run that fails on valid flags
+(training that diverges) prints one line too and exits with status 1.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ import math
 import secrets
 import sys
 import time
+import warnings
 
+from ._cliutil import (
+    UsageError,
+    fits_in_memory,
+    float_at_least,
+    gib,
+    int_at_least,
+    output_path,
+)
 from .backends import BackendUnavailableError, backend_info, get_backend, list_backends
 
 PROG = "fastsoftmax"
-
-
-class UsageError(Exception):
-    """A mistake on the command line, reported in one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,29 +37,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _float_at_least(minimum, *, strict=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(
-                f"must be a finite number {'>' if strict else '>='} {minimum:g}, got {text}")
-        return value
-    return parse
+class RunFailed(Exception):
+    """A run that failed on valid flags (training diverged): one line, exit status 1."""
 
 
 def _backend_choice(text):
@@ -63,8 +49,11 @@ def _backend_choice(text):
 
 
 def build_parser():
+    from . import __version__
+
     parser = _Parser(prog=PROG, description="Fast softmax-classifier kernels on NumPy, "
                      "Numba and CuPy: train on the spiral, list backends, benchmark.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
@@ -73,30 +62,34 @@ def build_parser():
                     "reproduces the notebook: 300 points, 3 classes, 200 steps of size 1.0.")
     train.add_argument("--backend", type=_backend_choice, default=None,
                        help="backend name (default: $FASTSOFTMAX_BACKEND, else auto)")
-    train.add_argument("--n-per-class", type=_int_at_least(1), default=100,
+    train.add_argument("--n-per-class", type=int_at_least(1), default=100,
                        help="points per class (default 100)")
-    train.add_argument("--classes", type=_int_at_least(1), default=3,
+    train.add_argument("--classes", type=int_at_least(1), default=3,
                        help="number of classes K (default 3)")
-    train.add_argument("--features", type=_int_at_least(2), default=2,
+    train.add_argument("--features", type=int_at_least(2), default=2,
                        help="number of features D (default 2; more embeds the spiral)")
-    train.add_argument("--noise", type=_float_at_least(0.0), default=0.2,
+    train.add_argument("--noise", type=float_at_least(0.0), default=0.2,
                        help="angular noise of the spiral (default 0.2)")
-    train.add_argument("--iters", type=_int_at_least(1), default=200,
+    train.add_argument("--iters", type=int_at_least(1), default=200,
                        help="gradient steps (default 200)")
-    train.add_argument("--lr", type=_float_at_least(0.0, strict=True), default=1.0,
+    train.add_argument("--lr", type=float_at_least(0.0, strict=True), default=1.0,
                        help="step size (default 1.0)")
-    train.add_argument("--reg", type=_float_at_least(0.0), default=1e-3,
+    train.add_argument("--reg", type=float_at_least(0.0), default=1e-3,
                        help="L2 regularisation strength (default 1e-3)")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    train.add_argument("--seed", type=_int_at_least(0), default=None,
+    train.add_argument("--seed", type=int_at_least(0), default=None,
                        help="seed for the data and the initial weights "
                             "(default: drawn at random and reported)")
-    train.add_argument("--print-every", type=_int_at_least(0), default=10,
+    train.add_argument("--print-every", type=int_at_least(0), default=10,
                        help="print the loss every N steps (0: never; default 10)")
     train.add_argument("--plot", metavar="PATH", default=None,
-                       help="write the decision regions and the loss curve to a PNG")
+                       help="write the decision regions and the loss curve to a PNG "
+                            "(the format follows the extension; none: .png is added)")
     train.add_argument("--json", action="store_true",
                        help="print exactly one JSON object on stdout instead of text")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a progress bar on stderr for runs longer than a second "
+                            "(default: only when stderr is a terminal and not with --json)")
     train.set_defaults(run=_run_train)
 
     backends = sub.add_parser("backends", help="list the backends and whether they are usable",
@@ -111,62 +104,115 @@ def build_parser():
     return parser
 
 
-def _progress_bar(total, enabled):
-    """A tqdm bar on a terminal for runs longer than a second, else None."""
-    if not enabled or not sys.stderr.isatty():
+def _progress_bar(total, progress, json_mode):
+    """A tqdm bar on stderr, shown once a run passes a second; None when off.
+
+    ``progress`` None (the default) means: on a terminal, and not with --json
+    (whose runs are read by programs), as pip and tqdm-based tools decide.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty() and not json_mode
+    if not progress:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
+    from tqdm import tqdm
+
     return tqdm(total=total, desc="training", unit="step", delay=1.0, file=sys.stderr,
-                leave=False)
+                leave=False, dynamic_ncols=True)
+
+
+def _train_bytes(n, d, k, itemsize, backend_name):
+    """A generous guess of the memory ``train`` needs: the data, the scores and temporaries."""
+    data = n * (d * itemsize + 4)
+    if backend_name == "numba":  # fused: no N x K array
+        return 2 * data
+    return 2 * data + 12 * n * k * itemsize  # the reference's N x K temporaries
+
+
+class _Diverged(Exception):
+    def __init__(self, step, loss):
+        super().__init__(step, loss)
+        self.step, self.loss = step, loss
+
+
+def _diverged_message(args, step, loss):
+    what = f"the loss became {loss}" if step < args.iters else "the weights overflowed"
+    if args.lr * args.reg >= 2:
+        hint = (f"--lr x --reg = {args.lr * args.reg:.3g} >= 2 makes the L2 term alone "
+                f"diverge; try a smaller --reg (now {args.reg:g}) or --lr (now {args.lr:g})")
+    else:
+        hint = f"try a smaller --lr (now {args.lr:g})"
+    return f"training diverged at step {step} ({what}); {hint}"
 
 
 def _run_train(args):
+    import numpy as np
+
+    from .backends import to_numpy
     from .datasets import make_spiral
     from .models import SoftmaxClassifier
 
+    plot = None
     if args.plot is not None:
         from .plotting import _import_figure
 
         _import_figure()  # fail before training, not after
-    backend = get_backend(args.backend)
+        plot = output_path(args.plot, "--plot", plot=True)
+    n = args.n_per_class * args.classes
+    # "auto" picks by the whole run's work: every step computes N x K scores.
+    backend = get_backend(args.backend, work=args.iters * n * args.classes)
+    itemsize = 8 if args.dtype == "float64" else 4
+    need = _train_bytes(n, args.features, args.classes, itemsize, backend.name)
+    fits, available = fits_in_memory(need)
+    if not fits:
+        raise UsageError(f"--n-per-class {args.n_per_class} x --classes {args.classes} x "
+                         f"--features {args.features} needs about {gib(need)} with backend "
+                         f"{backend.name}; {gib(available)} is available")
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
                        noise=args.noise, seed=seed, dtype=args.dtype, backend=backend)
-    n = X.shape[0]
     if not args.json:
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
-              f"features, {args.dtype}) with backend {backend.name}, seed {seed}")
+              f"features, {args.dtype}) with backend {backend.name}, seed {seed}", flush=True)
 
-    bar = _progress_bar(args.iters, enabled=True)
+    bar = _progress_bar(args.iters, args.progress, args.json)
     first_step = []
 
     def report(i, loss):
         if i == 0:  # the first step holds any JIT compile or kernel cache load
             first_step.append(time.perf_counter() - start)
+        value = float(loss)
+        if not math.isfinite(value):  # stop at once: every later step is NaN too
+            raise _Diverged(i, value)
         if bar is not None:
             bar.update(1)
         if not args.json and args.print_every and i % args.print_every == 0:
-            line = f"iteration {i}: loss {float(loss):f}"
+            line = f"iteration {i}: loss {value:f}"
             print(line) if bar is None else bar.write(line)
 
     model = SoftmaxClassifier(lr=args.lr, reg=args.reg, max_iter=args.iters,
                               backend=backend, seed=seed)
     start = time.perf_counter()
-    try:
-        model.fit(X, y, callback=report)
-    finally:
-        if bar is not None:
-            bar.close()
-    train_time = time.perf_counter() - start
-    accuracy = model.score(X, y)
+    # A diverging run overflows on the way: NumPy's warnings would bury the one
+    # line that says so.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            model.fit(X, y, callback=report)
+        except _Diverged as exc:
+            raise RunFailed(_diverged_message(args, exc.step, exc.loss)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        if not np.all(np.isfinite(to_numpy(model.W_))) or \
+                not np.all(np.isfinite(to_numpy(model.b_))):
+            raise RunFailed(_diverged_message(args, args.iters, None))
+        train_time = time.perf_counter() - start
+        accuracy = model.score(X, y)
 
-    if args.plot is not None:
+    if plot is not None:
         from .plotting import plot_training
 
-        plot_training(model, X, y, args.plot,
+        plot_training(model, X, y, plot,
                       title=f"fastsoftmax train: {n:,} points, backend {backend.name}")
     if args.json:
         print(json.dumps({
@@ -176,14 +222,14 @@ def _run_train(args):
             "final_loss": model.loss_history_[-1], "accuracy": accuracy,
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
-            "plot": args.plot,
+            "plot": plot,
         }))
     else:
         print(f"training accuracy: {accuracy:.2f}")
         print(f"({args.iters} steps in {train_time:.3f} s; the first step, with any JIT "
               f"compile or cache load, took {first_step[0]:.3f} s)")
-        if args.plot is not None:
-            print(f"wrote {args.plot}")
+        if plot is not None:
+            print(f"wrote {plot}")
     return 0
 
 
@@ -203,9 +249,20 @@ def main(argv=None):
     """Entry point of the ``fastsoftmax`` command; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code
         args.argv = sys.argv[1:] if argv is None else list(argv)
         return args.run(args)
+    except RunFailed as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        detail = " ".join(str(exc).split())
+        print(f"{PROG}: error: out of memory{': ' + detail if detail else ''}; "
+              "try a smaller problem", file=sys.stderr)
+        return 2
     except (UsageError, ValueError, TypeError, BackendUnavailableError, ImportError,
             OSError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the exception held

@@ -83,7 +83,7 @@ class BenchConfig:
     target_s: float = 0.02
     quiet_s: float = 0.3  # see Quiet
     isolate: bool = True  # every named row in a worker process of its own (see _worker)
-    progress: bool = True
+    progress: bool | None = None  # None: a bar when stderr is a terminal
     extra_rows: list = field(default_factory=list)  # Row objects (run in this process)
 
     def as_json(self):
@@ -426,11 +426,11 @@ def _input_bytes(op, data):
 class _Progress:
     def __init__(self, total, enabled):
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        if enabled:
+            from tqdm import tqdm
+
             self.bar = tqdm(total=total, desc="bench", unit="cell", file=sys.stderr,
                             leave=False, dynamic_ncols=True)
 
