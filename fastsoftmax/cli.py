@@ -70,8 +70,15 @@ def build_parser():
                        help="number of features D (default 2; more embeds the spiral)")
     train.add_argument("--noise", type=float_at_least(0.0), default=0.2,
                        help="angular noise of the spiral (default 0.2)")
+    train.add_argument("--solver", choices=("gd", "lbfgs"), default="gd",
+                       help="gd: the notebook's gradient descent (default); lbfgs: SciPy's "
+                            "L-BFGS-B to the optimum")
     train.add_argument("--iters", type=int_at_least(1), default=200,
-                       help="gradient steps (default 200)")
+                       help="most iterations: gradient steps, or L-BFGS iterations "
+                            "(default 200)")
+    train.add_argument("--tol", type=float_at_least(0.0), default=None,
+                       help="stop when the largest gradient entry is <= TOL (default: 0 for "
+                            "gd, which runs every step as the notebook; 1e-4 for lbfgs)")
     train.add_argument("--lr", type=float_at_least(0.0, strict=True), default=1.0,
                        help="step size (default 1.0)")
     train.add_argument("--reg", type=float_at_least(0.0), default=1e-3,
@@ -129,19 +136,25 @@ def _train_bytes(n, d, k, itemsize, backend_name):
 
 
 class _Diverged(Exception):
-    def __init__(self, step, loss):
-        super().__init__(step, loss)
-        self.step, self.loss = step, loss
+    """Raised by ``train``'s callback at the first non-finite loss of gradient descent."""
+
+    def __init__(self, iteration, loss):
+        super().__init__(iteration, loss)
+        self.iteration, self.loss = iteration, loss
 
 
-def _diverged_message(args, step, loss):
-    what = f"the loss became {loss}" if step < args.iters else "the weights overflowed"
-    if args.lr * args.reg >= 2:
-        hint = (f"--lr x --reg = {args.lr * args.reg:.3g} >= 2 makes the L2 term alone "
-                f"diverge; try a smaller --reg (now {args.reg:g}) or --lr (now {args.lr:g})")
+def _diverged_message(args, iteration, loss):
+    what = "the weights overflowed" if loss is None else f"loss {loss}"
+    if args.solver != "gd":
+        where, hint = "iteration", f"try a smaller --reg (now {args.reg:g})"
+    elif args.lr * args.reg >= 2:
+        # Each step scales W by (1 - lr * reg): beyond 2 the L2 term alone diverges.
+        where, hint = "step", (f"--lr x --reg = {args.lr * args.reg:.3g} >= 2 makes the L2 "
+                               f"term alone diverge; try a smaller --reg (now {args.reg:g}) "
+                               f"or --lr (now {args.lr:g})")
     else:
-        hint = f"try a smaller --lr (now {args.lr:g})"
-    return f"training diverged at step {step} ({what}); {hint}"
+        where, hint = "step", f"try a smaller --lr (now {args.lr:g})"
+    return f"training diverged at {where} {iteration} ({what}); {hint}"
 
 
 def _run_train(args):
@@ -149,7 +162,7 @@ def _run_train(args):
 
     from .backends import to_numpy
     from .datasets import make_spiral
-    from .models import SoftmaxClassifier
+    from .models import ConvergenceWarning, SoftmaxClassifier, TrainingDivergedError
 
     plot = None
     if args.plot is not None:
@@ -169,7 +182,8 @@ def _run_train(args):
                          f"{backend.name}; {gib(available)} is available")
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
-                       noise=args.noise, seed=seed, dtype=args.dtype, backend=backend)
+                       noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
+                       backend=backend)
     if not args.json:
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
               f"features, {args.dtype}) with backend {backend.name}, seed {seed}", flush=True)
@@ -181,33 +195,38 @@ def _run_train(args):
         if i == 0:  # the first step holds any JIT compile or kernel cache load
             first_step.append(time.perf_counter() - start)
         value = float(loss)
-        if not math.isfinite(value):  # stop at once: every later step is NaN too
-            raise _Diverged(i, value)
+        if not math.isfinite(value) and args.solver == "gd":
+            raise _Diverged(i, value)  # stop at once: every later step is NaN too
         if bar is not None:
             bar.update(1)
         if not args.json and args.print_every and i % args.print_every == 0:
             line = f"iteration {i}: loss {value:f}"
             print(line) if bar is None else bar.write(line)
 
-    model = SoftmaxClassifier(lr=args.lr, reg=args.reg, max_iter=args.iters,
-                              backend=backend, seed=seed)
+    tol = args.tol if args.tol is not None else (0.0 if args.solver == "gd" else 1e-4)
+    model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
+                              max_iter=args.iters, tol=tol, backend=backend,
+                              random_state=seed)
     start = time.perf_counter()
     # A diverging run overflows on the way: NumPy's warnings would bury the one
     # line that says so.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
+        # Reported in the output (converged, iterations), not as a warning.
+        warnings.simplefilter("ignore", ConvergenceWarning)
         try:
             model.fit(X, y, callback=report)
-        except _Diverged as exc:
-            raise RunFailed(_diverged_message(args, exc.step, exc.loss)) from None
+        except (_Diverged, TrainingDivergedError) as exc:
+            raise RunFailed(_diverged_message(args, exc.iteration, exc.loss)) from None
         finally:
             if bar is not None:
                 bar.close()
-        if not np.all(np.isfinite(to_numpy(model.W_))) or \
-                not np.all(np.isfinite(to_numpy(model.b_))):
-            raise RunFailed(_diverged_message(args, args.iters, None))
+        if not (np.all(np.isfinite(to_numpy(model.W_)))
+                and np.all(np.isfinite(to_numpy(model.b_)))):
+            raise RunFailed(_diverged_message(args, model.n_iter_, None))
         train_time = time.perf_counter() - start
         accuracy = model.score(X, y)
+        objective = _objective(model, X, y)
 
     if plot is not None:
         from .plotting import plot_training
@@ -219,18 +238,33 @@ def _run_train(args):
             "backend": backend.name, "dtype": args.dtype, "seed": seed,
             "n_samples": n, "n_features": args.features, "n_classes": args.classes,
             "noise": args.noise, "iters": args.iters, "lr": args.lr, "reg": args.reg,
-            "final_loss": model.loss_history_[-1], "accuracy": accuracy,
+            "solver": args.solver, "tol": tol, "n_iter": model.n_iter_,
+            "n_evals": model.n_evals_, "converged": model.converged_,
+            "final_loss": model.loss_history_[-1], "objective": objective,
+            "accuracy": accuracy,
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
             "plot": plot,
         }))
     else:
         print(f"training accuracy: {accuracy:.2f}")
-        print(f"({args.iters} steps in {train_time:.3f} s; the first step, with any JIT "
-              f"compile or cache load, took {first_step[0]:.3f} s)")
+        if args.solver == "gd":
+            print(f"({model.n_iter_} steps in {train_time:.3f} s; the first step, with any "
+                  f"JIT compile or cache load, took {first_step[0]:.3f} s)")
+        else:
+            print(f"(L-BFGS: {model.n_iter_} iterations, {model.n_evals_} evaluations in "
+                  f"{train_time:.3f} s, {'converged' if model.converged_ else 'NOT converged'}"
+                  f"; objective {objective:.10g})")
         if plot is not None:
             print(f"wrote {plot}")
     return 0
+
+
+def _objective(model, X, y):
+    """The training objective at the fitted weights (the loss after the last step)."""
+    from ._api import loss
+
+    return float(loss(X, y, model.W_, model.b_, reg=model.reg, backend=model.backend_))
 
 
 def _run_backends(args):
