@@ -51,11 +51,71 @@ def test_explicit_name_beats_env_var(monkeypatch):
     assert fs.get_backend("numpy").name == "numpy"
 
 
-def test_auto_for_numpy_inputs_prefers_numba_when_usable(monkeypatch):
-    monkeypatch.delenv("FASTSOFTMAX_BACKEND", raising=False)
-    expected = "numba" if backend_info("numba")["available"] else "numpy"
-    assert fs.get_backend("auto").name == expected
-    assert fs.get_backend(None, like=np.zeros(2)).name == expected
+def _fresh(code, tmp_path, **env):
+    """Run ``code`` in a new process (auto's state is per process) with an empty
+    Numba disk cache unless ``NUMBA_CACHE_DIR`` is given; returns its stdout and stderr."""
+    import os
+
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), **env}
+    full = {k: v for k, v in os.environ.items() if k != "FASTSOFTMAX_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**full, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout, out.stderr
+
+
+needs_numba = pytest.mark.skipif(not backend_info("numba")["available"],
+                                 reason="auto only chooses between numpy and numba with Numba")
+
+
+@needs_numba
+def test_auto_small_work_stays_on_numpy_without_importing_numba(tmp_path):
+    """The README's first run: 300 points x 200 steps go to numpy, no compile, no import."""
+    out, err = _fresh(
+        "import sys, numpy as np, fastsoftmax as fs\n"
+        "print(fs.get_backend('auto', like=np.zeros((300, 2))).name)\n"
+        "print(fs.get_backend(work=200 * 300 * 3).name)\n"
+        "print(fs.softmax(np.zeros((4, 3))).sum() == 4, 'numba' in sys.modules)\n", tmp_path)
+    assert out.split() == ["numpy", "numpy", "True", "False"] and err == ""
+
+
+@needs_numba
+def test_auto_large_work_goes_to_numba(tmp_path):
+    # 200 steps on 3e6 points: NumPy ~70 s, numba ~3 s even with the compile.
+    out, _ = _fresh("import fastsoftmax as fs\n"
+                    "print(fs.get_backend(None, work=200 * 3_000_000 * 3).name)", tmp_path)
+    assert out.split() == ["numba"]
+
+
+@needs_numba
+def test_auto_repeated_small_calls_switch_to_numba_once_it_pays(tmp_path):
+    """Many small calls add up: auto switches once their NumPy time would have paid
+    for the kernels, and stays there."""
+    out, _ = _fresh(
+        "import numpy as np, fastsoftmax as fs\n"
+        "S = np.zeros((20_000, 3))\n"
+        "names = [fs.get_backend(like=S).name for _ in range(20_000)]\n"
+        "first = names.index('numba')\n"
+        "print(first, set(names[first:]))", tmp_path)
+    first, rest = out.split(maxsplit=1)
+    assert 10 < int(first) < 20_000 and rest.strip() == "{'numba'}"
+
+
+@needs_numba
+def test_a_compile_says_so_once_and_auto_then_picks_numba(tmp_path):
+    code = ("import numpy as np, fastsoftmax as fs\n"
+            "S = np.zeros((4, 3))\n"
+            "print(fs.get_backend(like=S).name)\n"
+            "fs.softmax(S, backend='numba'); fs.log_softmax(S, backend='numba')\n"
+            "print(fs.get_backend(like=S).name)\n")
+    cache = str(tmp_path / "cache")
+    out, err = _fresh(code, tmp_path, NUMBA_CACHE_DIR=cache)
+    assert out.split() == ["numpy", "numba"]  # numba's kernels are in: faster at any size
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastsoftmax: compiling the numba kernels once, ~")
+    _, err = _fresh(code, tmp_path, NUMBA_CACHE_DIR=cache)  # loaded from the cache: silent
+    assert err == ""
 
 
 def test_auto_follows_the_input_array_type(monkeypatch):

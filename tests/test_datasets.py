@@ -22,7 +22,7 @@ def _notebook_spiral(N, K, noise_draws):
 
 
 def test_matches_the_notebook_loop():
-    X, y = fs.make_spiral(100, 3, seed=7, backend="numpy")
+    X, y = fs.make_spiral(100, 3, seed=7, shuffle=False, backend="numpy")
     draws = np.random.default_rng(7).standard_normal(300)
     X_nb, y_nb = _notebook_spiral(100, 3, draws)
     np.testing.assert_allclose(X, X_nb, rtol=0, atol=1e-14)
@@ -57,7 +57,7 @@ def test_cpu_backends_agree_for_a_seed(backend):
 
 
 def test_no_noise_is_exact_geometry():
-    X, y = fs.make_spiral(5, 2, noise=0.0, backend="numpy")
+    X, y = fs.make_spiral(5, 2, noise=0.0, shuffle=False, backend="numpy")
     r = np.tile(np.linspace(0, 1, 5), 2)
     t = 4 * (y + r)
     np.testing.assert_allclose(X, np.c_[r * np.sin(t), r * np.cos(t)], atol=1e-15)
@@ -77,7 +77,7 @@ def test_embedding_is_an_isometry_of_the_2d_spiral(d):
 
 
 def test_one_point_per_class():
-    X, y = fs.make_spiral(1, 3, noise=0.0, backend="numpy")
+    X, y = fs.make_spiral(1, 3, noise=0.0, shuffle=False, backend="numpy")
     np.testing.assert_array_equal(X, np.zeros((3, 2)))
     np.testing.assert_array_equal(y, [0, 1, 2])
 

@@ -33,6 +33,8 @@ COMPILE_PARALLEL_S = 9.0
 _MODULE = "fastsoftmax.backends.numba"
 _installed = False
 _noticed = False
+_ready = False  # sticky: once a kernel is in the process it stays
+_cache_warm = None  # looked up once per process
 
 
 def _source():
@@ -62,17 +64,22 @@ def cache_looks_warm():
 
 def one_off_s(loaded):
     """Seconds a process still pays before its first numba call returns."""
-    first = CACHED_FIRST_CALL_S if cache_looks_warm() else COMPILE_S
+    global _cache_warm
+    if _cache_warm is None:
+        _cache_warm = cache_looks_warm()
+    first = CACHED_FIRST_CALL_S if _cache_warm else COMPILE_S
     return first + (0.0 if loaded else LOAD_S)
 
 
 def kernels_ready():
     """Whether any of fastsoftmax's Numba kernels is compiled or loaded in this process."""
-    module = sys.modules.get(_MODULE)
-    if module is None:
-        return False
-    return any(getattr(v, "signatures", None) and hasattr(v, "py_func")
-               for v in vars(module).values())
+    global _ready
+    if not _ready:
+        module = sys.modules.get(_MODULE)
+        _ready = module is not None and any(
+            getattr(v, "signatures", None) and hasattr(v, "py_func")
+            for v in vars(module).values())
+    return _ready
 
 
 def install_notice():
