@@ -9,7 +9,9 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
+import time
 import sys
 
 import numpy as np
@@ -403,3 +405,34 @@ def test_docs_cli_lists_every_command_and_flag():
             for flag in action.option_strings:
                 if flag not in ("-h", "--help"):
                     assert f"`{flag}" in text, (name, flag)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="CPU accounting reads /proc/stat")
+def test_a_busy_machine_is_reported_consistently():
+    """Cells marked busy, ``machine.other_cpu`` and the closing note tell one story.
+
+    A process of ours spins on one core while the rows run in their workers: every
+    cell, and the run as a whole, must see it (before the fix the workers' CPU was
+    subtracted twice from the whole run, which read 0% with most cells busy).
+    """
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        result = run_bench(BenchConfig(backends=["numpy"], peers=["notebook"],
+                                       sizes=[1_000, 10_000], repeat=8, progress=False,
+                                       quiet_s=0.0, isolate=True))
+    finally:
+        burner.kill()
+        burner.wait()
+    cores = os.cpu_count() or 1
+    share = 1 / cores  # the burner's share of the machine
+    cells = result["cells"]
+    assert all(c["status"] == "ok" for c in cells)
+    measured = [c["other_cpu"] for c in cells if c["other_cpu"] is not None]  # >= 0.1 s
+    assert measured and min(measured) > 0.6 * share, measured
+    # The whole run saw the same load as its cells (before: ~0.8x of them, or 0).
+    assert result["machine"]["other_cpu"] > 0.9 * statistics.median(measured)
+    notes = [n for n in result["notes"] if n.startswith("a busy machine")]
+    assert len(notes) == 1 and f"while {len(measured)} of {len(measured)} cells" in notes[0]
+    block = format_block(cells[:2], result["floors"][0], "loss_gradient")
+    assert block.count("(busy:") == sum(c["other_cpu"] is not None for c in cells[:2])

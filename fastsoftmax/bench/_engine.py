@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._cliutil import UsageError, gib, meminfo
 from ._report import BUSY, format_block, format_header
-from ._rows import PEERS, BackendRow, make_data, make_row, rel_err
+from ._rows import PEERS, BackendRow, make_data, make_row, points_per_class, rel_err
 
 SCHEMA = "fastsoftmax-bench/1"
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
@@ -242,7 +243,9 @@ class Floors:
 
     def exp(self, n, k, dtype):
         """Best time of one ``np.exp`` pass over an N x K array into a preallocated one."""
-        A = (-4.0 * self._rng.random((n, k))).astype(dtype)
+        A = np.empty((n, k), dtype)  # two N x K arrays, no temporaries (see shape_bytes)
+        self._rng.random(out=A, dtype=A.dtype)
+        A *= -4.0
         B = np.empty_like(A)
         parts = [lambda a=a, b=b: np.exp(a, out=b)
                  for a, b in zip(self._chunks(A), self._chunks(B))]
@@ -290,17 +293,6 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _meminfo(key):
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def machine_info():
     try:
         usable = len(os.sched_getaffinity(0))
@@ -312,7 +304,7 @@ def machine_info():
         load = None
     return {"load_average_at_start": load,
         "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
-        "memory_bytes": _meminfo("MemTotal"), "platform": platform.platform(),
+        "memory_bytes": meminfo("MemTotal"), "platform": platform.platform(),
         "machine": platform.machine(), "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
     }
@@ -405,16 +397,35 @@ def resolve_rows(config):
     return rows, [r.info() for r in all_rows], notes
 
 
-def _shape_bytes(n, k, d, dtype, ops, workers=0):
-    """A generous guess of the memory one shape needs (data, scores, temporaries).
+def shape_bytes(size, k, d, dtype, ops, workers=0):
+    """A generous guess of the peak memory one shape needs, and what it is made of.
 
-    Each worker process holds its own copy of the data (and the scores).
+    Covers every allocation the run makes for the shape: the data (``X``, ``y``,
+    ``W``, ``b``, and the scores ``S`` for the ops on scores), the exp floor's
+    two N x K arrays, the float64 reference (up to 12 N x K temporaries of the
+    numpy backend, on data cast up to float64) and, in each worker process,
+    its own copy of the data. ``size`` is the requested N; the spiral has
+    ``points_per_class(size, k) * k`` points, which can be far more.
+
+    Returns
+    -------
+    need : int
+        Bytes.
+    n : int
+        The points the shape really has.
     """
+    n = points_per_class(size, k) * k
     s = np.dtype(dtype).itemsize
     scores = any(op in _NEEDS_SCORES for op in ops)
-    per_nk = 12 + (2 if scores else 0)
-    data = n * d * s + 4 * n + (n * k * s if scores else 0)
-    return 3 * n * d * s + per_nk * n * k * s + 16 * n + workers * data
+    nk = n * k
+    data = n * d * s + 4 * n + 4 * d * k * s + (nk * s if scores else 0)
+    reference = 12 * nk * 8 + (n * d * 8 + (nk * 8 if scores else 0)) * (s != 8)
+    return data + max(2 * nk * s, reference) + workers * (data + 12 * nk * s), n
+
+
+def _too_big(need, n, k, d, dtype, available):
+    return (f"N={n:,} K={k} D={d} {dtype} needs about {gib(need)}, "
+            f"{gib(available)} available")
 
 
 def _input_bytes(op, data):
@@ -560,6 +571,9 @@ def run_bench(config, *, echo=False):
     kept and ``result["interrupted"]`` is true.
     """
     rows, row_info, notes = resolve_rows(config)
+    shapes = [(dtype, k, d, size) for dtype in config.dtypes for k in config.classes
+              for d in config.features for size in sorted(config.sizes)]
+    too_big = _shapes_too_big(shapes, config, rows)
     started = _dt.datetime.now(_dt.timezone.utc)
     result = {
         "schema": SCHEMA, "created": started.isoformat(timespec="seconds"),
@@ -570,21 +584,16 @@ def run_bench(config, *, echo=False):
     }
     if echo:
         print(format_header(result), flush=True)
-    shapes = [(dtype, k, d, size) for dtype in config.dtypes for k in config.classes
-              for d in config.features for size in sorted(config.sizes)]
     progress = _Progress(len(shapes) * len(config.ops) * len(rows), config.progress)
     floors = Floors()
     t0 = time.perf_counter()
-    ctx = None
+    ctx = whole_run = None
     try:
         ctx = _Context(config, rows, progress)
         whole_run = ctx.meter.start()
-        available = _meminfo("MemAvailable")
         for dtype, k, d, size in shapes:
-            need = _shape_bytes(size, k, d, dtype, config.ops, len(ctx.workers))
-            if available is not None and need > 0.8 * available:
-                notes.append(f"skipped N={size:,} K={k} D={d} {dtype}: needs about "
-                             f"{need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available")
+            if (dtype, k, d, size) in too_big:
+                notes.append(f"skipped {too_big[(dtype, k, d, size)]}")
                 progress.update(len(config.ops) * len(rows))
                 continue
             data = make_data(size, k, d, dtype, seed=config.seed, reg=config.reg,
@@ -611,20 +620,58 @@ def run_bench(config, *, echo=False):
         progress.close()
         floors.close()
         if ctx is not None:
+            # Read before the workers end: once reaped, their CPU time lands in this
+            # process's RUSAGE_CHILDREN and would be subtracted twice.
+            if whole_run is not None:
+                result["machine"]["other_cpu"] = ctx.meter.others(
+                    whole_run, own_extra=ctx.workers_cpu_s())
             ctx.close()
     result["elapsed_s"] = time.perf_counter() - t0
-    if ctx is not None:
-        result["machine"]["other_cpu"] = ctx.meter.others(whole_run,
-                                                          own_extra=ctx.workers_cpu_s())
-    busy = [c for c in result["cells"] if (c["other_cpu"] or 0) > BUSY]
-    other = result["machine"].get("other_cpu")
-    if other is not None and other > BUSY:
-        notes.append(f"other processes used {other:.0%} of the CPUs during this run "
-                     f"({len(busy)} cells over {BUSY:.0%}): timings, above all of "
-                     f"multi-threaded rows, are unreliable; rerun on an idle machine")
+    note = busy_note(result)
+    if note:
+        notes.append(note)
     result["versions"] = library_versions()
     result["threads"] = thread_info()
     return result
+
+
+def _shapes_too_big(shapes, config, rows):
+    """The shapes that would not fit in the free memory, checked before any work.
+
+    Returns ``{shape: text}``; raises ``UsageError`` (one line, exit status 2)
+    when no shape fits -- there would be nothing to measure.
+    """
+    available = meminfo("MemAvailable")
+    if available is None:
+        return {}
+    workers = sum(1 for r in rows if not any(r is e for e in config.extra_rows)) \
+        if config.isolate else 0
+    out = {}
+    for dtype, k, d, size in shapes:
+        need, n = shape_bytes(size, k, d, dtype, config.ops, workers)
+        if need > 0.8 * available:
+            out[(dtype, k, d, size)] = _too_big(need, n, k, d, dtype, available)
+    if shapes and len(out) == len(shapes):
+        worst = min(out, key=lambda s: shape_bytes(s[3], s[1], s[2], s[0], config.ops)[0])
+        raise UsageError(f"too big for this machine's memory: {out[worst]}"
+                         + (f" (and {len(out) - 1} larger shape(s))" if len(out) > 1 else "")
+                         + "; try smaller --sizes, --classes or --features")
+    return out
+
+
+def busy_note(result):
+    """The closing note when other processes took more than ``BUSY`` of the CPUs --
+    over the whole run or during any cell's timing -- else None."""
+    timed = [c for c in result["cells"] if c["other_cpu"] is not None]
+    busy = [c for c in timed if c["other_cpu"] > BUSY]
+    other = result["machine"].get("other_cpu")
+    if not busy and not (other is not None and other > BUSY):
+        return None
+    whole = "unknown" if other is None else f"{other:.0%}"
+    return (f"a busy machine: other processes used {whole} of the CPUs over the run, and "
+            f"more than {BUSY:.0%} while {len(busy)} of {len(timed)} cells were timed "
+            f"(marked busy); those timings, above all of multi-threaded rows, are "
+            f"unreliable: rerun on an idle machine")
 
 
 def _measure_floors(floors, data, ops, rows):

@@ -94,11 +94,17 @@ class BenchData:
         return 0.01 * rng.standard_normal((self.d, self.k)).astype(self.dtype)
 
 
+def points_per_class(n_points, n_classes):
+    """The spiral's points per arm for a cell of about ``n_points`` points: at least one,
+    so a cell has ``n_classes`` points or more (``--classes 100000 --sizes 1e3``: 1e5)."""
+    return max(1, round(n_points / n_classes))
+
+
 def make_data(n_points, n_classes, n_features, dtype, *, seed=0, reg=1e-3, steps=200):
     """The spiral of about ``n_points`` points (``n_classes`` arms) and weights to match."""
     from ..datasets import make_spiral
 
-    n_per_class = max(1, round(n_points / n_classes))
+    n_per_class = points_per_class(n_points, n_classes)
     X, y = make_spiral(n_per_class, n_classes, n_features=n_features, shuffle=False,
                        seed=seed, dtype=dtype, backend="numpy")
     rng = np.random.default_rng(seed + 1)
