@@ -67,18 +67,20 @@ def output_path(path, flag, *, plot=False):
     """
     if not path:
         raise UsageError(f"argument {flag}: expected a file name, got an empty one")
+    if os.path.isdir(path):
+        raise UsageError(f"argument {flag}: {path} is a directory; give a file name in it, "
+                         f"such as {os.path.join(path, 'out.png' if plot else 'out.json')}")
     if plot:
         ext = os.path.splitext(path)[1].lower().lstrip(".")
         if not ext:
             path += ".png"
+            if os.path.isdir(path):
+                raise UsageError(f"argument {flag}: {path} is a directory")
         else:
             formats = plot_formats()
             if ext not in formats:
                 raise UsageError(f"argument {flag}: cannot write a .{ext} plot; use one of "
                                  f".{', .'.join(sorted(formats))}")
-    if os.path.isdir(path):
-        raise UsageError(f"argument {flag}: {path} is a directory; give a file name in it, "
-                         f"such as {os.path.join(path, 'out.png' if plot else 'out.json')}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"argument {flag}: cannot write {path}: no directory {folder}")

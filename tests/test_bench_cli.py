@@ -28,7 +28,7 @@ from fastsoftmax.bench import (
     make_row,
     run_bench,
 )
-from fastsoftmax.bench._report import fmt_time
+from fastsoftmax.bench._report import _fmt_ratio, fmt_time
 from fastsoftmax.bench._rows import NotebookPeer, _notebook_loss_gradient
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -39,7 +39,8 @@ FAST = {"progress": False, "target_s": 0.002, "quiet_s": 0.0, "isolate": False}
 CELL_FIELDS = {"op", "size", "n", "k", "d", "dtype", "row", "kind", "label", "device",
                "status", "reason", "warmup_s", "calls_per_repeat", "repeat", "times_s",
                "median_s", "min_s", "rows_per_s", "bytes", "gb_per_s", "ratio_to_numpy",
-               "floor_s", "ratio_to_floor", "check", "other_cpu"}
+               "floor_s", "ratio_to_floor", "exp_pass_s", "ratio_to_exp_pass", "check",
+               "other_cpu"}
 
 
 def run(*args, **kwargs):
@@ -83,7 +84,10 @@ def check_cell_numbers(result):
                                                                  c["dtype"]))
         read = floor["read_S_s"] if c["op"] in ("softmax", "cross_entropy_gradient") else \
             floor["read_X_s"]
-        assert c["floor_s"] == pytest.approx(passes * max(read, floor["exp_s"]), rel=1e-12)
+        assert c["floor_s"] == pytest.approx(passes * read, rel=1e-12)
+        assert c["exp_pass_s"] == pytest.approx(passes * floor["exp_s"], rel=1e-12)
+        assert c["ratio_to_exp_pass"] == pytest.approx(c["median_s"] / c["exp_pass_s"],
+                                                       rel=1e-12)
         check = c["check"]
         assert check["ok"] is True and 0 <= check["max_rel_err"] <= check["tol"]
         assert check["reference"] == "numpy backend, float64"
@@ -129,8 +133,10 @@ def test_command_prints_the_numbers_it_wrote(cli_run):
         line = next(line for line in lines if line.startswith(f"  {c['label']} "))
         fields = line.split()
         assert fmt_time(c["median_s"]) in line and fmt_time(c["min_s"]) in line
-        assert f"{c['ratio_to_numpy']:.3g}" in fields
-        assert fields[fields.index(f"{c['ratio_to_numpy']:.3g}") + 2] == "ok"  # check column
+        at = fields.index(f"{c['ratio_to_numpy']:.3g}")
+        assert fields[at + 1] == _fmt_ratio(c["ratio_to_floor"])  # t/floor
+        assert fields[at + 2] == _fmt_ratio(c["ratio_to_exp_pass"])  # t/exp
+        assert fields[at + 3] == "ok"  # check column
     assert "AMD" in out.stdout or result["machine"]["cpu"] in out.stdout
     assert out.stderr == ""  # no progress bar off a terminal, no warnings
 
@@ -170,7 +176,8 @@ def test_train_runs_the_same_fit_everywhere(isolate):
 def test_train_starts_where_the_classifier_starts(dtype):
     """The peers' and the reference's fits start from SoftmaxClassifier's own W."""
     data = make_data(300, 3, 2, dtype, seed=5)
-    model = fs.SoftmaxClassifier(max_iter=1, seed=5, backend="numpy").fit(data.X, data.y)
+    model = fs.SoftmaxClassifier(solver="gd", max_iter=1, random_state=5,
+                                 backend="numpy").fit(data.X, data.y)
     first = fs.loss(data.X, data.y, data.W0, np.zeros(3, dtype), reg=data.reg,
                     backend="numpy")
     assert model.loss_history_[0] == float(first)
@@ -288,11 +295,46 @@ def test_bad_flags_one_line_exit_2(args, words, capsys):
 
 
 def test_bad_output_paths_fail_before_measuring(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro.json").write_text("{}")
+    (tmp_path / "ro.json").chmod(0o444)
+    cases = [(str(tmp_path / "no" / "such" / "dir" / "out"), "no directory"),
+             (str(tmp_path), "is a directory; give a file name in it"),
+             (str(tmp_path / "out.xyz"), "cannot write a .xyz plot")]
+    if os.geteuid() != 0:  # root writes anything
+        cases.append((str(tmp_path / "ro.json"), "the file is read-only"))
     for flag in ("--json", "--plot"):
-        path = str(tmp_path / "no" / "such" / "dir" / "out")
-        assert cli.main(["bench", "--sizes", "1e3", flag, path]) == 2
-        out, err = capsys.readouterr()
-        assert out == "" and len(err.splitlines()) == 1 and "no directory" in err
+        for path, words in cases:
+            if flag == "--json" and "plot" in words:
+                continue
+            assert cli.main(["bench", "--sizes", "1e3", flag, path]) == 2
+            out, err = capsys.readouterr()
+            assert out == "" and len(err.splitlines()) == 1, err
+            assert err.startswith(f"fastsoftmax: error: argument {flag}: ") and words in err
+
+
+def test_a_shape_too_big_for_the_memory_is_one_line_before_any_work(capsys):
+    # 1e3 points over 1e5 classes is one point per class: N = 1e5 and an N x K of 74.5 GiB
+    args = ["bench", "--classes", "100000", "--sizes", "1e3", "--peers", "none",
+            "--backends", "numpy"]
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("fastsoftmax: error: too big for this machine's memory: "
+                          "N=100,000 K=100000 D=2 float64 needs about ")
+
+
+def test_shapes_that_do_not_fit_are_skipped_with_a_note():
+    from fastsoftmax.bench._engine import shape_bytes
+
+    need, n = shape_bytes(1_000, 100_000, 2, "float64", ["loss_gradient"])
+    assert n == 100_000 and need > n * 100_000 * 8 * 4  # floors, reference, data
+    result = run_bench(BenchConfig(backends=["numpy"], peers=[], sizes=[1_000],
+                                   classes=[3, 100_000], repeat=2, **FAST))
+    assert {c["k"] for c in result["cells"]} == {3}
+    assert any(n.startswith("skipped N=100,000 K=100000 D=2 float64 needs about")
+               for n in result["notes"])
 
 
 @pytest.mark.parametrize("args", [["--sizes", "-5"], ["--peers", "jax"]])
@@ -315,9 +357,7 @@ def test_unusable_backend_named_explicitly():
 def test_help_lists_bench_and_its_flags(capsys):
     out = run("--help")
     assert out.returncode == 0 and "bench" in out.stdout
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["bench", "--help"])
-    assert exit_info.value.code == 0
+    assert cli.main(["bench", "--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--ops", "--sizes", "--classes", "--features", "--dtype", "--backends",
                  "--peers", "--repeat", "--quick", "--memory", "--json", "--plot", "--seed"):
