@@ -117,14 +117,15 @@ def _progress_bar(total, progress, json_mode):
     ``progress`` None (the default) means: on a terminal, and not with --json
     (whose runs are read by programs), as pip and tqdm-based tools decide.
     """
-    if progress is None:
-        progress = sys.stderr.isatty() and not json_mode
-    if not progress:
+    if progress is None and (json_mode or not sys.stderr.isatty()):
+        return None
+    if progress is False:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="training", unit="step", delay=1.0, file=sys.stderr,
-                leave=False, dynamic_ncols=True)
+    # Asked for (--progress): at once; by default only once the run passes a second.
+    return tqdm(total=total, desc="training", unit="step", file=sys.stderr, leave=False,
+                dynamic_ncols=True, delay=0.0 if progress is True else 1.0)
 
 
 def _train_bytes(n, d, k, itemsize, backend_name):
