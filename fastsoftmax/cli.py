@@ -189,7 +189,8 @@ def _run_train(args):
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
               f"features, {args.dtype}) with backend {backend.name}, seed {seed}", flush=True)
 
-    bar = _progress_bar(args.iters, args.progress, args.json)
+    # L-BFGS reports every evaluation (line-search trials too): no known total.
+    bar = _progress_bar(args.iters if args.solver == "gd" else None, args.progress, args.json)
     first_step = []
 
     def report(i, loss):

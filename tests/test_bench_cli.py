@@ -11,8 +11,8 @@ import os
 import signal
 import statistics
 import subprocess
-import time
 import sys
+import time
 
 import numpy as np
 import pytest
