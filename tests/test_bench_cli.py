@@ -168,7 +168,8 @@ def test_train_runs_the_same_fit_everywhere(isolate):
 def test_train_starts_where_the_classifier_starts(dtype):
     """The peers' and the reference's fits start from SoftmaxClassifier's own W."""
     data = make_data(300, 3, 2, dtype, seed=5)
-    model = fs.SoftmaxClassifier(max_iter=1, seed=5, backend="numpy").fit(data.X, data.y)
+    model = fs.SoftmaxClassifier(solver="gd", tol=0, max_iter=1, random_state=5,
+                                 backend="numpy").fit(data.X, data.y)
     first = fs.loss(data.X, data.y, data.W0, np.zeros(3, dtype), reg=data.reg,
                     backend="numpy")
     assert model.loss_history_[0] == float(first)

@@ -85,7 +85,8 @@ class BenchData:
 
     @property
     def W0(self):
-        """The initial weights of ``train``: what ``SoftmaxClassifier(solver="gd", random_state=seed)`` draws."""
+        """The initial weights of ``train``: what
+        ``SoftmaxClassifier(solver="gd", random_state=seed)`` draws."""
         if self.init is not None:
             return self.init
         # As SoftmaxClassifier.fit: float64 normals, cast, then scaled in the dtype.
