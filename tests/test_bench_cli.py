@@ -275,7 +275,7 @@ def test_quick_and_defaults():
          "--dtype", "float32,float64", "--classes", "10,3", "--features", "16",
          "--backends", "numpy", "--peers", "none", "--repeat", "3"]))
     assert config.sizes == [1_000, 10_000] and config.memory is True
-    assert config.ops == ["loss_gradient", "softmax", "cross_entropy_gradient", "train"]
+    assert config.ops == ["loss_gradient", "softmax", "cross_entropy_gradient", "train", "fit"]
     assert config.dtypes == ["float32", "float64"] and config.classes == [3, 10]
     assert config.features == [16] and config.backends == ["numpy"] and config.peers == []
     assert config.repeat == 3
@@ -299,7 +299,7 @@ BAD = [
     (["--backends", "tpu"], "argument --backends: unknown backend 'tpu'"),
     (["--peers", "matlab"], "argument --peers: unknown peer 'matlab'"),
     (["--dtype", "float16"], "argument --dtype: unknown dtype 'float16'"),
-    (["--ops", "fit"], "argument --ops: unknown op 'fit'"),
+    (["--ops", "predict"], "argument --ops: unknown op 'predict'"),
     (["--repeat", "0"], "argument --repeat: must be >= 1"),
     (["--repeat", "many"], "argument --repeat: expected an integer"),
     (["--seed", "-1"], "argument --seed: must be >= 0"),

@@ -64,9 +64,10 @@ worker process of its own, cell by cell, so no library's state skews another's
 times). Per cell: the
 median and min of --repeat timed repeats after a warm-up call (reported
 separately as 'first call'), rows/s, GB/s of the input read once, the time
-relative to the numpy backend and to a floor measured in the same run
-(max of a streaming read of the input and one exp pass over N x K), and a
-cross-check of every row's result against the numpy backend."""
+relative to the numpy backend, to a floor measured in the same run (one
+streaming read of the input on every core: a true lower bound) and to one
+NumPy exp pass over N x K (a yardstick, not a bound), and a cross-check of
+every row's result against the numpy backend."""
 
 EPILOG = """\
 examples:
