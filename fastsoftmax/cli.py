@@ -193,16 +193,20 @@ def _run_train(args):
     bar = _progress_bar(args.iters if args.solver == "gd" else None, args.progress, args.json)
     first_step = []
 
+    # On the CPU a loss is a number already: stop at the first non-finite one (every
+    # later step is NaN too). On a GPU that would sync every step; the solver then
+    # names the first non-finite loss at the end instead.
+    stop_early = args.solver == "gd" and str(backend.device).startswith("cpu")
+
     def report(i, loss):
         if i == 0:  # the first step holds any JIT compile or kernel cache load
             first_step.append(time.perf_counter() - start)
-        value = float(loss)
-        if not math.isfinite(value) and args.solver == "gd":
-            raise _Diverged(i, value)  # stop at once: every later step is NaN too
+        if stop_early and not math.isfinite(value := float(loss)):
+            raise _Diverged(i, value)
         if bar is not None:
             bar.update(1)
         if not args.json and args.print_every and i % args.print_every == 0:
-            line = f"iteration {i}: loss {value:f}"
+            line = f"iteration {i}: loss {float(loss):f}"
             print(line) if bar is None else bar.write(line)
 
     tol = args.tol if args.tol is not None else (0.0 if args.solver == "gd" else 1e-4)
