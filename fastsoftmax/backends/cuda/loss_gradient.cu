@@ -21,6 +21,18 @@
 
 #define FS_BLOCK 256  // threads per block of fused_loss_gradient; cupy.py launches this many
 
+// Blocks per multiprocessor the register allocator must leave room for. The
+// narrow float32 shapes with D >= 2 and D*K + K + 2 <= 11 partial sums (the
+// spiral's D = 2, K = 3 among them) fit 64 registers without spilling, so they
+// ask for 4 blocks of 256 (64K registers): 1024 threads with 32 bytes of loads
+// each in flight per SM, whatever register count a compiler version would drift
+// to. Everything else (float64, float16, D = 1 rows loaded 4 at a time, wider
+// shapes) takes the registers it needs (1: no bound); ptxas spilled there at 64.
+template <typename T, int D, int K>
+constexpr int fused_min_blocks() {
+    return (sizeof(T) == 4 && D >= 2 && D * K + K + 2 <= 11) ? 4 : 1;
+}
+
 // exp for the fused kernel. float: __expf (ex2.approx of x*log2(e)), a few ulp off
 // expf for the shifted scores z <= 0 it sees (relative error ~|z| 2^-24, on terms
 // that are then ~e^z small), and a third of expf's instructions: at 70% of an
@@ -111,7 +123,7 @@ __device__ __forceinline__ void accumulate_row(const T* x, L label, T weight, bo
 }
 
 template <typename T, typename L, int D, int K>
-__global__ void __launch_bounds__(FS_BLOCK)
+__global__ void __launch_bounds__(FS_BLOCK, (fused_min_blocks<T, D, K>()))
 fused_loss_gradient(const T* __restrict__ X, const L* __restrict__ y,
                     const T* __restrict__ w,  // sample weights, or null
                     const T* __restrict__ W, const T* __restrict__ b, long long n,
