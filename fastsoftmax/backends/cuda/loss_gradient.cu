@@ -3,8 +3,9 @@
 //
 // fused_loss_gradient: a grid-stride loop; each thread takes whole rows, keeps
 // W and b, the row's K scores and its own partial dW (D x K), db (K), loss and
-// weight sum in registers (D and K are template constants, so every register
-// array is indexed by compile-time constants). At the end each block reduces its
+// weight sum (in double, whatever the input dtype) in registers (D and K are
+// template constants, so every register array is indexed by compile-time
+// constants). At the end each block reduces its
 // threads' partials in double (warp shuffles, then one slot per warp in shared
 // memory) and writes one column of `partials` per block: no atomics on the
 // results, so the sums are the same bits run after run.
@@ -27,21 +28,25 @@
 // ask for 4 blocks of 256 (64K registers): 1024 threads with 32 bytes of loads
 // each in flight per SM, whatever register count a compiler version would drift
 // to. Everything else (float64, float16, D = 1 rows loaded 4 at a time, wider
-// shapes) takes the registers it needs (1: no bound); ptxas spilled there at 64.
+// shapes) takes the registers it needs: 0 is no minimum, as if none were given
+// (an explicit 1 made ptxas take 92 registers instead of 80 for float64 2 x 3,
+// one block fewer per SM); ptxas spilled at 64 registers there.
 template <typename T, int D, int K>
 constexpr int fused_min_blocks() {
-    return (sizeof(T) == 4 && D >= 2 && D * K + K + 2 <= 11) ? 4 : 1;
+    return (sizeof(T) == 4 && D >= 2 && D * K + K + 2 <= 11) ? 4 : 0;
 }
 
 // exp for the fused kernel. float: __expf (ex2.approx of x*log2(e)), a few ulp off
 // expf for the shifted scores z <= 0 it sees (relative error ~|z| 2^-24, on terms
 // that are then ~e^z small), and a third of expf's instructions: at 70% of an
 // H200's bandwidth a 12-byte row may cost ~130 thread-instructions of the whole
-// GPU, and the row's arithmetic already takes about half of that.
+// GPU, and the row's arithmetic already takes about half of that. ex2.approx is
+// not promised exact at 0, and the row max's own term must be exactly 1 (ties
+// and the log1p of the rest, in accumulate_row): a select makes it so.
 // double: exp, minus its subnormal-result branch (z < -708, where e^z < 1e-307
 // next to the row max's 1): that branch is an out-of-line call whose register
 // saves made ptxas report spills; NaN still reaches exp and stays NaN.
-__device__ __forceinline__ float fused_exp(float v) { return __expf(v); }
+__device__ __forceinline__ float fused_exp(float v) { return v == 0.0f ? 1.0f : __expf(v); }
 __device__ __forceinline__ double fused_exp(double v) { return v < -708.0 ? 0.0 : exp(v); }
 
 // Add one row's contribution to the thread's partials. The row's arithmetic is
@@ -83,7 +88,8 @@ __device__ __forceinline__ void accumulate_row(const T* x, L label, T weight, bo
         bits |= FS_BAD_LABEL;
         return;
     }
-    // sum: of all exp(z); rest: of those below the max (the max's own term is 1).
+    // sum: of all exp(z); rest: of those below the max, whose own term is exactly
+    // 1 (fused_exp(0) = 1), so a tie adds exactly 1.
     A e[K], sum = A(0), rest = A(0), zy = A(0);
 #pragma unroll
     for (int k = 0; k < K; ++k) {
