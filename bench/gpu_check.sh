@@ -18,7 +18,7 @@
 #
 # Each step has its own time limit (seconds; override with the env vars below);
 # their sums stay inside one call with room for the machine's start: quick
-# 35 + 135 + 60 = 230 s, long 150 + 120 + 60 = 330 s. Every step appends its
+# 35 + 150 + 45 = 230 s, long 150 + 120 + 60 = 330 s. Every step appends its
 # result line to summary.txt as soon as it ends, so a call cut short still
 # brings back what finished. At most 8 files come back from a call: a pass
 # writes 5 or 6 (summary.txt, env.txt and its own logs and JSON).
@@ -33,8 +33,8 @@ esac
 OUT="${OUT:-$PWD/gpu-check-out}"
 PY="${PYTHON:-python3}"
 T_ENV="${T_ENV:-35}"                 # wheel install + versions + `fastsoftmax backends`
-T_KERNELS="${T_KERNELS:-135}"        # quick: tests/test_cupy_kernels.py on the GPU
-T_QUICK_BENCH="${T_QUICK_BENCH:-60}" # quick: gpu_bench.py at N=1e7, float32
+T_KERNELS="${T_KERNELS:-150}"        # quick: tests/test_cupy_kernels.py on the GPU (~60 NVRTC builds)
+T_QUICK_BENCH="${T_QUICK_BENCH:-45}" # quick: gpu_bench.py at N=1e7, float32
 T_SUITE="${T_SUITE:-150}"            # long: the cross-backend suite on cupy
 T_BENCH="${T_BENCH:-120}"            # long: gpu_bench.py at N=1e8, float32 and float64
 T_TRAIN="${T_TRAIN:-60}"             # long: SoftmaxClassifier 200 steps at N=1e7

@@ -48,8 +48,8 @@ CUDA_SOURCES = ("loss_gradient.cu", "rows.cu")
 NVRTC_OPTIONS = ("--std=c++17",)
 # What CuPy (13, 14) adds to those for a RawModule compiled by NVRTC, from its
 # sources: cupy/cuda/compiler.py ``_compile_with_cache_cuda`` appends
-# ``-ftz=true`` after the caller's options (NVRTC honours the last occurrence,
-# so it cannot be undone), ``compile_using_nvrtc`` adds
+# ``-ftz=true`` after the caller's options (on every compile: the kernels must
+# be right with it), ``compile_using_nvrtc`` adds
 # ``--device-as-default-execution-space`` for NVRTC >= 12, and the arch is the
 # device's (``-arch=sm_90`` on an H100/H200). ``-ftz=true`` flushes float32
 # subnormal results to zero: a float32 exp below ~1.2e-38 counts as 0.
