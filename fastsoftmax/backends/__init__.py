@@ -22,6 +22,7 @@ _MODULES = {
     "numpy": "numpy",
     "cupy": "cupy",
     "torch": "torch",
+    "jax": "jax",
     "array_api_strict": "array_api_strict",
 }
 
@@ -104,6 +105,8 @@ def _auto_for(array):
         return "cupy"
     if compat.is_torch_array(array):
         return "torch"
+    if compat.is_jax_array(array):  # concrete or traced (inside jax.jit)
+        return "jax"
     if type(array).__module__.startswith("array_api_strict"):
         return "array_api_strict"
     try:
@@ -120,8 +123,8 @@ def get_backend(name=None, *, like=None):
     name : str, Backend or None
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
-        tensors: ``torch``, ...); NumPy inputs (or none) go to ``numba`` when it
-        is usable, else ``numpy``.
+        tensors: ``torch``, JAX arrays: ``jax``, ...); NumPy inputs (or none)
+        go to ``numba`` when it is usable, else ``numpy``.
     like : array, optional
         The input whose type decides ``"auto"``.
 

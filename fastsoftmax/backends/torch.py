@@ -23,7 +23,10 @@ class TorchBackend(Backend):
             return a
         a = to_numpy(a)
         if a.dtype.kind == "u" and a.dtype.itemsize > 1:
-            # torch has no min/max/compare kernels for uint16..uint64: widen labels.
+            # torch has no min/max/compare kernels for uint16..uint64: widen labels,
+            # saturating uint64 (a label >= 2**63 must stay out of range, not wrap).
+            if a.dtype.itemsize == 8:
+                a = np.minimum(a, np.iinfo(np.int64).max)
             a = a.astype(np.int64)
         elif not a.flags.writeable:
             a = a.copy()  # torch cannot wrap read-only memory safely
