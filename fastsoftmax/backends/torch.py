@@ -28,8 +28,8 @@ class TorchBackend(Backend):
             if a.dtype.itemsize == 8:
                 a = np.minimum(a, np.iinfo(np.int64).max)
             a = a.astype(np.int64)
-        elif not a.flags.writeable:
-            a = a.copy()  # torch cannot wrap read-only memory safely
+        elif not a.flags.writeable or any(st < 0 for st in a.strides):
+            a = a.copy()  # torch cannot wrap read-only memory nor negative strides
         return self.xp.asarray(a)
 
 
