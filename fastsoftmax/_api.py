@@ -71,7 +71,8 @@ def _along(be, op, S, axis):
     shape = tuple(S.shape)
     reduced = math.prod(shape[a] for a in axes if a < len(shape))
     if reduced == 0:
-        raise ValueError(f"S has no entries along axis {axis}; shape {shape}")
+        where = axes[0] if len(axes) == 1 else axis
+        raise ValueError(f"S has no entries along axis {where}; shape {shape}")
     if S.ndim >= 1 and len(axes) == 1:
         return _rounded(be, dtypes, getattr(be, op)(S, axes[0]))
     keep = [a for a in range(S.ndim) if a not in axes]

@@ -23,8 +23,11 @@ Two rules are JAX's own (docs/backends.md):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from . import _reference
 from ._base import Backend, BackendUnavailableError, to_numpy
 
 _INT32 = np.iinfo(np.int32)
@@ -51,6 +54,7 @@ class JaxBackend(Backend):
         self._jax = jax
         self._xp64 = xp
         self._xp32 = _Namespace32(xp)
+        self._cache = {}
         self.name = name
         self.version = version
         self.device = device
@@ -91,67 +95,99 @@ class JaxBackend(Backend):
         info["device"] = f"{self.device} (64-bit mode {'on' if self._x64() else 'off'})"
         return info
 
-    # -- ops: the reference; under tracing, bad values give NaN -------------
-    def _traced(self, *arrays):
-        tracer = self._jax.core.Tracer
-        return any(isinstance(a, tracer) for a in arrays)
+    # -- ops: the reference, compiled once per signature -------------------
+    # Each op is one jitted call: eager jax.numpy dispatches every small op
+    # separately (a training step took ~20 ms at N=300). The value checks run
+    # inside the same compiled call as one boolean; when it is false the
+    # generic check_values words the error. Traced (inside the caller's
+    # jax.jit) nothing can raise: every output becomes NaN instead.
+    def _compiled(self, op, check, **static):
+        key = (op, check, self._x64(), tuple(sorted(static.items())))
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._jax.jit(functools.partial(_checked_op, op, check, self.xp, **static))
+            self._cache[key] = fn
+        return fn
 
-    def _poisoned(self, outs, *, X=None, W=None, b=None, y=None, n_classes=None,
-                  sample_weight=None):
-        """``outs`` with every entry NaN where the value checks fail (traced)."""
-        xp = self._xp64
-        ok = xp.asarray(True)
-        for a in (X, W, b, sample_weight):
-            if a is not None:
-                ok = ok & xp.all(xp.isfinite(a))
-        if y is not None:
-            ok = ok & (xp.min(y) >= 0) & (xp.max(y) < n_classes)
-        if sample_weight is not None:
-            ok = ok & xp.all(sample_weight >= 0) & (xp.sum(sample_weight) > 0)
-        single = not isinstance(outs, tuple)
-        outs = (outs,) if single else outs
-        outs = tuple(xp.where(ok, o, xp.asarray(xp.nan, dtype=o.dtype)) for o in outs)
-        return outs[0] if single else outs
+    def _run(self, op, args, check, checks, **static):
+        traced = any(isinstance(a, self._jax.core.Tracer) for a in args)
+        outs, ok = self._compiled(op, check, **static)(*args)
+        if check:
+            if traced:
+                xp = self._xp64
+                nan = functools.partial(xp.asarray, xp.nan)
+                poisoned = tuple(xp.where(ok, o, nan(dtype=o.dtype)) for o in outs)
+                outs = poisoned
+            elif not bool(ok):
+                self.check_values(**checks)  # raises, naming the argument
+        return outs[0] if len(outs) == 1 else outs
 
     def scores(self, X, W, b, *, check=True):
-        if check and self._traced(X, W, b):
-            return self._poisoned(super().scores(X, W, b, check=False), X=X, W=W, b=b)
-        return super().scores(X, W, b, check=check)
+        return self._run("scores", (X, W, b), check, {"X": X, "W": W, "b": b})
+
+    def softmax(self, S, axis=-1):
+        return self._run("softmax", (S,), False, {}, axis=axis)
+
+    def log_softmax(self, S, axis=-1):
+        return self._run("log_softmax", (S,), False, {}, axis=axis)
+
+    def logsumexp(self, S, axis=-1):
+        return self._run("logsumexp", (S,), False, {}, axis=axis)
 
     def cross_entropy(self, S, y, *, reduction="mean", sample_weight=None, check=True):
-        out = super().cross_entropy(S, y, reduction=reduction, sample_weight=sample_weight,
-                                    check=check and not self._traced(y, sample_weight))
-        if check and self._traced(y, sample_weight):
-            out = self._poisoned(out, y=y, n_classes=S.shape[1], sample_weight=sample_weight)
-        return out
+        return self._run("cross_entropy", (S, y, sample_weight), check,
+                         {"y": y, "n_classes": S.shape[1], "sample_weight": sample_weight},
+                         reduction=reduction)
 
     def cross_entropy_gradient(self, S, y, *, reduction="mean", sample_weight=None,
                                check=True):
-        traced = check and self._traced(y, sample_weight)
-        out = super().cross_entropy_gradient(S, y, reduction=reduction,
-                                             sample_weight=sample_weight,
-                                             check=check and not traced)
-        if traced:
-            out = self._poisoned(out, y=y, n_classes=S.shape[1], sample_weight=sample_weight)
-        return out
+        return self._run("cross_entropy_gradient", (S, y, sample_weight), check,
+                         {"y": y, "n_classes": S.shape[1], "sample_weight": sample_weight},
+                         reduction=reduction)
 
     def loss(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
-        traced = check and self._traced(X, y, W, b, sample_weight)
-        out = super().loss(X, y, W, b, reg=reg, sample_weight=sample_weight,
-                           check=check and not traced)
-        if traced:
-            out = self._poisoned(out, X=X, W=W, b=b, y=y, n_classes=W.shape[1],
-                                 sample_weight=sample_weight)
-        return out
+        return self._run("loss", (X, y, W, b, sample_weight), check,
+                         {"X": X, "W": W, "b": b, "y": y, "n_classes": W.shape[1],
+                          "sample_weight": sample_weight}, reg=reg)
 
     def loss_gradient(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
-        traced = check and self._traced(X, y, W, b, sample_weight)
-        out = super().loss_gradient(X, y, W, b, reg=reg, sample_weight=sample_weight,
-                                    check=check and not traced)
-        if traced:
-            out = self._poisoned(out, X=X, W=W, b=b, y=y, n_classes=W.shape[1],
-                                 sample_weight=sample_weight)
-        return out
+        return self._run("loss_gradient", (X, y, W, b, sample_weight), check,
+                         {"X": X, "W": W, "b": b, "y": y, "n_classes": W.shape[1],
+                          "sample_weight": sample_weight}, reg=reg)
+
+
+_ARGS = {  # positional arrays of each op, in order
+    "scores": ("X", "W", "b"), "softmax": ("S",), "log_softmax": ("S",),
+    "logsumexp": ("S",), "cross_entropy": ("S", "y", "sample_weight"),
+    "cross_entropy_gradient": ("S", "y", "sample_weight"),
+    "loss": ("X", "y", "W", "b", "sample_weight"),
+    "loss_gradient": ("X", "y", "W", "b", "sample_weight"),
+}
+
+
+def _checked_op(op, check, xp, *args, **static):
+    """``(outputs, ok)``: the reference op and, with ``check``, whether the
+    values pass ``check_values`` (finite X/W/b, labels in range, weights)."""
+    named = dict(zip(_ARGS[op], args))
+    if op in ("softmax", "log_softmax", "logsumexp"):
+        outs = getattr(_reference, op)(named["S"], static["axis"], xp=xp)
+    elif op == "scores":
+        outs = _reference.scores(*args, xp=xp)
+    else:
+        outs = getattr(_reference, op)(*args[:-1], sample_weight=args[-1], xp=xp, **static)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    ok = xp.asarray(True)
+    if check:
+        for name in ("X", "W", "b", "sample_weight"):
+            if named.get(name) is not None:
+                ok = ok & xp.all(xp.isfinite(named[name]))
+        if named.get("y") is not None:
+            k = (named["W"] if "W" in named else named["S"]).shape[1]
+            ok = ok & (xp.min(named["y"]) >= 0) & (xp.max(named["y"]) < k)
+        w = named.get("sample_weight")
+        if w is not None:
+            ok = ok & xp.all(w >= 0) & (xp.sum(w) > 0)
+    return outs, ok
 
 
 def load():
