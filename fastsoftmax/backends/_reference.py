@@ -49,30 +49,33 @@ def scores(X, W, b, *, xp):
 
 
 def _shifted(S, axis, xp):
-    """``(S - m, m)`` with ``m`` the max along ``axis`` (0 where not finite)."""
+    """``(S - m, m, finite)`` with ``m`` the max along ``axis`` (0 where not
+    finite) and ``finite`` whether it was."""
     m = xp.max(S, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    return S - m, m
+    finite = xp.isfinite(m)
+    m = xp.where(finite, m, xp.zeros_like(m))
+    return S - m, m, finite
 
 
-def _log_sum(Z, E, axis, xp):
-    """``log(sum(E, axis))`` for ``E = exp(Z)``, ``Z = S - m``, as ``log1p(r)``.
+def _log_sum(Z, E, finite, axis, xp):
+    """``(log(sum(E)), sum(E))`` along ``axis`` (kept) for ``E = exp(Z)``, ``Z = S - m``.
 
-    ``r`` sums every term but one maximal one (``Z == 0``, where ``E`` is exactly
-    1); ties add exactly ``count - 1``. Rows shifted by 0 (no finite maximum)
-    come out right too: all ``-inf`` gives ``log1p(-1) = -inf``, a ``+inf``
-    entry ``+inf``, a NaN NaN.
+    The log is ``log1p(r + ties - 1)``: ``r`` sums the entries below the maximum
+    (``Z != 0``) and each maximal entry is exactly 1, so ``ties = sum(E) - r``
+    rounded is their count, exactly. Rows shifted by 0 (no finite maximum) take
+    ``log(sum(E))``: ``-inf`` when all ``-inf``, ``+inf`` with a ``+inf``, NaN with
+    a NaN -- SciPy's answers.
     """
-    top = Z == 0
-    r = xp.sum(xp.where(top, xp.zeros_like(E), E), axis=axis, keepdims=True)
-    ties = xp.sum(xp.astype(top, E.dtype), axis=axis, keepdims=True)
-    return xp.log1p(r + (ties - 1))
+    s = xp.sum(E, axis=axis, keepdims=True)
+    r = xp.sum(xp.where(Z == 0, xp.zeros_like(E), E), axis=axis, keepdims=True)
+    ties = xp.round(s - r)
+    return xp.where(finite, xp.log1p(r + (ties - 1)), xp.log(s)), s
 
 
 def logsumexp(S, axis=-1, *, xp):
     """``log(sum(exp(S), axis))``, stable for any finite or ``-inf`` scores."""
-    Z, m = _shifted(S, axis, xp)
-    out = _log_sum(Z, xp.exp(Z), axis, xp) + m
+    Z, m, finite = _shifted(S, axis, xp)
+    out = _log_sum(Z, xp.exp(Z), finite, axis, xp)[0] + m
     return xp.squeeze(out, axis=axis)
 
 
@@ -85,8 +88,8 @@ def softmax(S, axis=-1, *, xp):
 
 def log_softmax(S, axis=-1, *, xp):
     """``S - logsumexp(S, axis)``, computed as ``(S - m) - log1p(r)``."""
-    Z, _ = _shifted(S, axis, xp)
-    return Z - _log_sum(Z, xp.exp(Z), axis, xp)
+    Z, _, finite = _shifted(S, axis, xp)
+    return Z - _log_sum(Z, xp.exp(Z), finite, axis, xp)[0]
 
 
 def _wide(xp, dtype):
@@ -105,8 +108,12 @@ def _sum_rows(a, xp, axis=None):
 def _onehot(y, n_classes, dtype, xp):
     # Compare in the default index dtype: arange(K) in a narrow label dtype
     # (uint8 with K > 256) would wrap around. Labels are in [0, K) by now.
-    classes = xp.arange(n_classes)
-    return xp.astype(xp.astype(y, classes.dtype)[:, None] == classes[None, :], dtype)
+    if xp.iinfo(y.dtype).max >= n_classes - 1:
+        classes = xp.arange(n_classes, dtype=y.dtype)
+    else:
+        classes = xp.arange(n_classes)
+        y = xp.astype(y, classes.dtype)
+    return xp.astype(y[:, None] == classes[None, :], dtype)
 
 
 def _row_scale(sample_weight, n, reduction, xp):
@@ -133,15 +140,15 @@ def _scale_rows(c, A):
 
 def _cross_entropy_rows(S, y, xp):
     """Per-row loss ``l_i = lse_i - S_iy`` and the softmax ``probs``, and one-hot."""
-    Z, m = _shifted(S, 1, xp)
+    Z, _, finite = _shifted(S, 1, xp)
     E = xp.exp(Z)
     Y = _onehot(y, S.shape[1], S.dtype, xp)
     # Z_iy picked with the one-hot mask; where() keeps the -inf of masked classes out.
     z_y = xp.sum(xp.where(Y > 0, Z, xp.zeros_like(Z)), axis=1)
-    rows = xp.squeeze(_log_sum(Z, E, 1, xp), axis=1) - z_y
+    lse, s = _log_sum(Z, E, finite, 1, xp)
+    rows = xp.squeeze(lse, axis=1) - z_y
     # softmax(S): NaN rows where the max is not finite (see softmax()).
-    finite = xp.isfinite(xp.max(S, axis=1, keepdims=True))
-    probs = xp.where(finite, E / xp.sum(E, axis=1, keepdims=True), xp.full_like(E, xp.nan))
+    probs = E / xp.where(finite, s, xp.full_like(s, xp.nan))
     return rows, probs, Y
 
 
