@@ -96,22 +96,31 @@ class JaxBackend(Backend):
         return info
 
     # -- ops: the reference, compiled once per signature -------------------
-    # Each op is one jitted call: eager jax.numpy dispatches every small op
-    # separately (a training step took ~20 ms at N=300). The value checks run
-    # inside the same compiled call as one boolean; when it is false the
-    # generic check_values words the error. Traced (inside the caller's
-    # jax.jit) nothing can raise: every output becomes NaN instead.
-    def _compiled(self, op, check, **static):
-        key = (op, check, self._x64(), tuple(sorted(static.items())))
+    # A repeated call is one jitted call: eager jax.numpy dispatches every small
+    # op separately (~10 ms per training step at N=300, ~1 ms jitted). The first
+    # call of a signature runs eagerly, since compiling costs more than one call
+    # (~0.1-0.3 s): one-off calls stay cheap, loops compile once. The value
+    # checks run in the same call as one boolean; when it is false the generic
+    # check_values words the error. Traced (inside the caller's jax.jit) the op
+    # joins the caller's trace, and nothing can raise: every output becomes NaN.
+    def _compiled(self, op, check, args, **static):
+        key = (op, check, self._x64(), tuple(sorted(static.items())),
+               tuple(None if a is None else (a.shape, str(a.dtype)) for a in args))
         fn = self._cache.get(key)
-        if fn is None:
+        if fn is None:  # first call of this signature: run eagerly, compile next time
+            self._cache[key] = False
+            return functools.partial(_checked_op, op, check, self.xp, **static)
+        if fn is False:
             fn = self._jax.jit(functools.partial(_checked_op, op, check, self.xp, **static))
             self._cache[key] = fn
         return fn
 
     def _run(self, op, args, check, checks, **static):
         traced = any(isinstance(a, self._jax.core.Tracer) for a in args)
-        outs, ok = self._compiled(op, check, **static)(*args)
+        if traced:
+            outs, ok = _checked_op(op, check, self.xp, *args, **static)
+        else:
+            outs, ok = self._compiled(op, check, args, **static)(*args)
         if check:
             if traced:
                 xp = self._xp64
