@@ -13,7 +13,7 @@ from fastsoftmax.backends import backend_info
 
 
 def test_list_backends_knows_every_backend():
-    assert fs.list_backends() == ["numba", "numpy", "cupy", "torch", "array_api_strict"]
+    assert fs.list_backends() == ["numba", "numpy", "cupy", "torch", "jax", "array_api_strict"]
 
 
 def test_available_backends_is_a_subset_and_includes_numpy():
@@ -127,6 +127,130 @@ def test_auto_follows_the_input_array_type(monkeypatch):
     torch = pytest.importorskip("torch", reason="PyTorch not installed")
     out = fs.softmax(torch.tensor([[1.0, 2.0]]))
     assert isinstance(out, torch.Tensor)
+
+
+def test_auto_picks_jax_for_jax_arrays_also_inside_jit(monkeypatch):
+    monkeypatch.delenv("FASTSOFTMAX_BACKEND", raising=False)
+    if not backend_info("jax")["available"]:
+        pytest.skip(f"jax backend unavailable: {backend_info('jax')['reason']}")
+    import jax
+    import jax.numpy as jnp
+
+    S = jnp.asarray([[1.0, 2.0, 3.0]], dtype=jnp.float32)
+    out = fs.softmax(S)
+    assert isinstance(out, jax.Array) and out.dtype == jnp.float32
+    seen = []
+
+    @jax.jit
+    def f(S):
+        seen.append(fs.get_backend(None, like=S).name)
+        return fs.softmax(S)
+
+    np.testing.assert_allclose(np.asarray(f(S)), np.asarray(out), rtol=1e-6)
+    assert seen == ["jax"]
+
+
+def _jax_problem(jnp, dtype):
+    X, y = fs.make_spiral(20, 3, seed=0, dtype="float32", backend="numpy")
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    return (jnp.asarray(X, dtype=dtype), jnp.asarray(y), jnp.asarray(W, dtype=dtype),
+            jnp.asarray(b, dtype=dtype))
+
+
+def test_jax_loss_gradient_inside_jit_matches_eager_and_numpy():
+    if not backend_info("jax")["available"]:
+        pytest.skip(f"jax backend unavailable: {backend_info('jax')['reason']}")
+    import jax
+    import jax.numpy as jnp
+
+    X, y, W, b = _jax_problem(jnp, jnp.float32)
+
+    @jax.jit
+    def step(X, y, W, b):
+        loss, dW, db = fs.loss_gradient(X, y, W, b, reg=1e-3, backend="jax")
+        return loss, W - 0.5 * dW, b - 0.5 * db
+
+    traced = step(X, y, W, b)
+    eager = fs.loss_gradient(X, y, W, b, reg=1e-3, backend="jax")
+    ref = fs.loss_gradient(*(np.asarray(a) for a in (X, y, W, b)), reg=1e-3, backend="numpy")
+    assert all(isinstance(a, jax.Array) and a.dtype == jnp.float32 for a in traced)
+    np.testing.assert_allclose(np.asarray(traced[0]), ref[0], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(eager[1]), ref[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(traced[1]), np.asarray(W) - 0.5 * ref[1],
+                               rtol=1e-5, atol=1e-6)
+    # Traced values cannot raise: a bad label makes every output NaN instead;
+    # eagerly, the same call raises the contract's ValueError.
+    y_bad = y.at[0].set(7)
+    assert all(bool(jnp.all(jnp.isnan(a))) for a in step(X, y_bad, W, b))
+    with pytest.raises(ValueError, match="y holds label 7"):
+        fs.loss_gradient(X, y_bad, W, b, backend="jax")
+    # Gradients through the op work too (jax.grad of the loss matches dW).
+    g = jax.grad(lambda W_: fs.loss(X, y, W_, b, reg=1e-3, backend="jax"))(W)
+    np.testing.assert_allclose(np.asarray(g), ref[1], rtol=1e-4, atol=1e-6)
+
+
+def _run_code(code, **env):
+    import os
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_jax_without_64_bit_mode_refuses_float64_and_computes_float32():
+    """fastsoftmax enables nothing global: with JAX's default 32-bit mode, NumPy
+    float64 input is a TypeError naming the argument, and integer input becomes
+    JAX's default float32 (tested in a fresh process: the suite runs with x64 on)."""
+    if not backend_info("jax")["available"]:
+        pytest.skip(f"jax backend unavailable: {backend_info('jax')['reason']}")
+    code = """
+import json, numpy as np, fastsoftmax as fs, jax
+out = {"x64": bool(jax.config.read("jax_enable_x64"))}
+try:
+    fs.loss(np.ones((2, 2)), [0, 1], np.ones((2, 2), np.float32), np.zeros(2, np.float32),
+            backend="jax")
+except TypeError as exc:
+    out["float64"] = str(exc)
+out["int"] = str(fs.softmax(np.array([1, 2]), backend="jax").dtype)
+out["float32"] = str(fs.loss(np.ones((2, 2), np.float32), [0, 1], np.ones((2, 2), np.float32),
+                             np.zeros(2, np.float32), backend="jax").dtype)
+try:
+    fs.cross_entropy(np.zeros((2, 3), np.float32), np.array([0, 2**40]), backend="jax")
+except ValueError as exc:
+    out["labels"] = str(exc)
+out["x64_after"] = bool(jax.config.read("jax_enable_x64"))
+print(json.dumps(out))
+"""
+    out = _run_code(code, JAX_ENABLE_X64="0")
+    assert out["x64"] is False and out["x64_after"] is False
+    assert out["float64"].startswith("X is float64, but JAX's 64-bit mode is off")
+    assert out["int"] == "float32" and out["float32"] == "float32"
+    assert out["labels"].startswith("y holds integers outside the int32 range")
+
+
+def test_numba_disable_jit_makes_numba_unavailable_and_auto_falls_back():
+    """NUMBA_DISABLE_JIT=1 (set to debug) must not break "auto" or the numba
+    backend with a foreign exception: numba reports itself unavailable, saying why."""
+    code = """
+import json, numpy as np, fastsoftmax as fs
+from fastsoftmax.backends import backend_info
+X, y = fs.make_spiral(2000, 3, seed=0, backend="numpy")
+loss = fs.loss(X, y, np.zeros((2, 3)), np.zeros(3))
+try:
+    fs.loss(X, y, np.zeros((2, 3)), np.zeros(3), backend="numba")
+    err = None
+except fs.BackendUnavailableError as exc:
+    err = str(exc)
+print(json.dumps({"auto": fs.get_backend("auto", like=X).name, "loss": float(loss),
+                  "info": backend_info("numba"), "err": err}))
+"""
+    out = _run_code(code, NUMBA_DISABLE_JIT="1", FASTSOFTMAX_BACKEND="")
+    assert out["auto"] == "numpy"
+    assert out["loss"] == pytest.approx(np.log(3.0), rel=1e-12)
+    assert out["info"]["available"] is False
+    assert "NUMBA_DISABLE_JIT" in out["info"]["reason"] and "NUMBA_DISABLE_JIT" in out["err"]
 
 
 def test_unavailable_backend_raises_with_reason():

@@ -22,6 +22,7 @@ _MODULES = {
     "numpy": "numpy",
     "cupy": "cupy",
     "torch": "torch",
+    "jax": "jax",
     "array_api_strict": "array_api_strict",
 }
 
@@ -108,6 +109,8 @@ def _auto_for(array, work=None):
         return "cupy"
     if compat.is_torch_array(array):
         return "torch"
+    if compat.is_jax_array(array):  # concrete or traced (inside jax.jit)
+        return "jax"
     if type(array).__module__.startswith("array_api_strict"):
         return "array_api_strict"
     return _auto_numpy(array, work)
@@ -159,11 +162,11 @@ def get_backend(name=None, *, like=None, work=None):
     name : str, Backend or None
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
-        tensors: ``torch``, ...). For NumPy inputs (or none) it picks whichever
-        of ``numba`` and ``numpy`` finishes the work first: ``numba`` once its
-        kernels are loaded in this process; before that ``numpy``, until the
-        NumPy time spent under ``"auto"`` would have paid for loading (or
-        compiling) the Numba kernels (see docs/backends.md).
+        tensors: ``torch``, JAX arrays: ``jax``, ...). For NumPy inputs (or none)
+        it picks whichever of ``numba`` and ``numpy`` finishes the work first:
+        ``numba`` once its kernels are loaded in this process; before that
+        ``numpy``, until the NumPy time spent under ``"auto"`` would have paid
+        for loading (or compiling) the Numba kernels (see docs/backends.md).
     like : array, optional
         The input whose type decides ``"auto"``.
     work : int, optional

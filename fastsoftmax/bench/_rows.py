@@ -214,6 +214,13 @@ class BackendRow(Row):
     def _load(self):
         from ..backends import BackendUnavailableError, get_backend
 
+        if self.name == "jax":  # float64 cells need JAX's 64-bit mode, as the jax-jit peer
+            try:
+                import jax
+
+                jax.config.update("jax_enable_x64", True)
+            except ImportError:
+                pass  # get_backend says why the row cannot run
         try:
             self._backend = get_backend(self.name)
         except BackendUnavailableError as exc:
@@ -229,6 +236,10 @@ class BackendRow(Row):
             import cupy
 
             cupy.cuda.get_current_stream().synchronize()
+        if any(compat.is_jax_array(v) for v in values):  # JAX dispatches asynchronously
+            import jax
+
+            jax.block_until_ready(values)
 
     def _prepare_loss_gradient(self, data):
         import fastsoftmax as fs
