@@ -174,6 +174,12 @@ def _run_train(args):
     n = args.n_per_class * args.classes
     # "auto" picks by the whole run's work: every step computes N x K scores.
     backend = get_backend(args.backend, work=args.iters * n * args.classes)
+    if backend.name == "jax" and args.dtype == "float64":
+        # The library switches nothing global in JAX; the command owns its process, and
+        # --dtype float64 asks for JAX's 64-bit mode.
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     itemsize = 8 if args.dtype == "float64" else 4
     need = _train_bytes(n, args.features, args.classes, itemsize, backend.name)
     fits, available = fits_in_memory(need)

@@ -103,6 +103,11 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
     be = get_backend(backend)
     xp = be.xp
     fdtype = getattr(xp, dtype)
+    made = str(xp.zeros((), dtype=fdtype).dtype).rsplit(".", 1)[-1]
+    if made != dtype:  # JAX without 64-bit mode makes float32 when asked for float64
+        raise ValueError(f"dtype={dtype!r}: backend {be.name!r} makes {made} arrays instead "
+                         f"(for JAX, enable 64-bit mode: jax.config.update('jax_enable_x64', "
+                         f"True))")
 
     y = xp.arange(n, dtype=xp.int32) // n_per_class
     r = xp.tile(xp.linspace(0.0, 1.0, n_per_class, dtype=fdtype), (n_classes,))

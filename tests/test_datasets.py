@@ -133,3 +133,22 @@ def test_largest_noise_allowed_gives_finite_points(backend, dtype):
     assert np.all(np.isfinite(fs.to_numpy(X)))
     with pytest.raises(ValueError, match="noise must be at most"):
         fs.make_spiral(2000, 3, noise=limit * 1.01, seed=0, dtype=dtype.name, backend=backend)
+
+
+def test_float64_spiral_on_jax_without_64_bit_mode_is_refused():
+    """JAX without 64-bit mode would hand back float32 for "float64": an error instead."""
+    pytest.importorskip("jax", reason="JAX not installed")
+    import subprocess
+    import sys
+
+    code = ("import fastsoftmax as fs\n"
+            "try:\n    fs.make_spiral(5, 3, backend='jax')\n"
+            "except ValueError as exc:\n    print(exc)\n"
+            "X, _ = fs.make_spiral(5, 3, dtype='float32', backend='jax')\n"
+            "print(X.dtype)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**__import__("os").environ, "JAX_ENABLE_X64": "0"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("dtype='float64': backend 'jax' makes float32 arrays")
+    assert lines[1] == "float32"
