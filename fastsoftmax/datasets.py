@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from . import _validate
 from .backends import get_backend
 
 _DTYPES = ("float32", "float64")
 
 
-def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=None,
-                dtype="float64", backend=None):
+def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffle=True,
+                seed=None, dtype="float64", backend=None):
     """The notebook's spiral: ``n_classes`` interleaved arms of ``n_per_class`` points.
 
     Point ``i`` of class ``j`` has radius ``r = i / (n_per_class - 1)`` and angle
@@ -34,6 +36,12 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
         At least 2.
     noise : float, default 0.2
         Standard deviation of the angular noise.
+    shuffle : bool, default True
+        Shuffle the rows (``X`` and ``y`` alike), as scikit-learn's generators
+        do, so that cross-validation folds hold every class. The points are the
+        same either way; ``shuffle=False`` keeps the notebook's class-major
+        order. The permutation comes from its own stream of ``seed``, so it
+        leaves the noise draws unchanged.
     seed : int or None
         Fixes the noise. CPU backends (numpy, numba, torch, array_api_strict)
         draw it with NumPy's ``default_rng(seed)`` and so agree exactly; ``cupy``
@@ -45,7 +53,8 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     -------
     X : array, shape (n_per_class * n_classes, n_features)
     y : array of int32, shape (n_per_class * n_classes,)
-        Class labels, class-major (the first ``n_per_class`` rows are class 0).
+        Class labels; with ``shuffle=False`` class-major (the first
+        ``n_per_class`` rows are class 0).
 
     Examples
     --------
@@ -61,6 +70,8 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     dtype = str(dtype)
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
 
@@ -79,6 +90,11 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     X = xp.stack([r * xp.sin(t), r * xp.cos(t)], axis=1)
     if n_features > 2:
         X = X @ _embedding(xp, n_features, fdtype)
+    if shuffle:
+        # A stream of its own ([seed, 1]), so the noise above is the same either way.
+        rng = np.random.default_rng(None if seed is None else [seed, 1])
+        order = be.asarray(rng.permutation(n))
+        X, y = xp.take(X, order, axis=0), xp.take(y, order, axis=0)
     return X, y
 
 

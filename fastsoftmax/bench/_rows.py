@@ -85,7 +85,7 @@ class BenchData:
 
     @property
     def W0(self):
-        """The initial weights of ``train``: what ``SoftmaxClassifier(seed=seed)`` draws."""
+        """The initial weights of ``train``: what ``SoftmaxClassifier(solver="gd", random_state=seed)`` draws."""
         if self.init is not None:
             return self.init
         # As SoftmaxClassifier.fit: float64 normals, cast, then scaled in the dtype.
@@ -98,8 +98,8 @@ def make_data(n_points, n_classes, n_features, dtype, *, seed=0, reg=1e-3, steps
     from ..datasets import make_spiral
 
     n_per_class = max(1, round(n_points / n_classes))
-    X, y = make_spiral(n_per_class, n_classes, n_features=n_features, seed=seed, dtype=dtype,
-                       backend="numpy")
+    X, y = make_spiral(n_per_class, n_classes, n_features=n_features, shuffle=False,
+                       seed=seed, dtype=dtype, backend="numpy")
     rng = np.random.default_rng(seed + 1)
     W = rng.standard_normal((n_features, n_classes)).astype(dtype)
     b = (0.1 * rng.standard_normal(n_classes)).astype(dtype)
@@ -242,8 +242,8 @@ class BackendRow(Row):
         import fastsoftmax as fs
 
         X, y = self._backend.asarray(data.X), self._backend.asarray(data.y)
-        params = dict(lr=data.lr, reg=data.reg, max_iter=data.steps, backend=self.name,
-                      seed=data.seed)
+        params = dict(solver="gd", tol=0.0, lr=data.lr, reg=data.reg, max_iter=data.steps,
+                      backend=self.name, random_state=data.seed)
 
         def call():
             model = fs.SoftmaxClassifier(**params).fit(X, y)
