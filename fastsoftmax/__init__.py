@@ -19,6 +19,8 @@ from ._api import (
     scores,
     softmax,
 )
+from ._api_net import net_loss_gradient, net_scores
+from ._gradcheck import GradcheckResult, gradcheck, rel_error
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -33,6 +35,7 @@ from .models import (
     NotFittedError,
     SoftmaxClassifier,
     TrainingDivergedError,
+    TwoLayerNet,
 )
 
 __version__ = "0.1.0"
@@ -57,4 +60,11 @@ __all__ = [
     "softmax",
     "to_numpy",
     "TrainingDivergedError",
+    # the two-layer network and the gradient check (issue 11)
+    "GradcheckResult",
+    "TwoLayerNet",
+    "gradcheck",
+    "net_loss_gradient",
+    "net_scores",
+    "rel_error",
 ]
