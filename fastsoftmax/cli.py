@@ -85,9 +85,9 @@ def build_parser():
     train.add_argument("--solver", choices=("gd", "lbfgs"), default="gd",
                        help="gd: the notebook's gradient descent (default); lbfgs: SciPy's "
                             "L-BFGS-B to the optimum")
-    train.add_argument("--iters", type=_int_at_least(1), default=200,
+    train.add_argument("--iters", type=_int_at_least(1), default=None,
                        help="most iterations: gradient steps, or L-BFGS iterations "
-                            "(default 200)")
+                            "(default 200; 10000 for --model mlp)")
     train.add_argument("--tol", type=_float_at_least(0.0), default=None,
                        help="stop when the largest gradient entry is <= TOL (default: 0 for "
                             "gd, which runs every step as the notebook; 1e-4 for lbfgs)")
@@ -105,6 +105,17 @@ def build_parser():
                        help="write the decision regions and the loss curve to a PNG")
     train.add_argument("--json", action="store_true",
                        help="print exactly one JSON object on stdout instead of text")
+    # -- the model (issue 11: the case study's two-layer network) --
+    train.add_argument("--model", choices=("linear", "mlp"), default="linear",
+                       help="linear: the softmax classifier (default); mlp: a hidden layer of "
+                            "ReLUs, then softmax (TwoLayerNet; --iters defaults to 10000)")
+    train.add_argument("--hidden", type=_int_at_least(1), default=None,
+                       help="hidden ReLU units of --model mlp (default 100)")
+    train.add_argument("--init-scale", type=_float_at_least(0.0, strict=True), default=None,
+                       help="std of --model mlp's initial weights (default 0.01)")
+    train.add_argument("--diagnostics", action="store_true",
+                       help="--model mlp: record and print dead ReLUs, gradient norms and "
+                            "update/weight ratios (and plot them with --plot)")
     train.set_defaults(run=_run_train)
 
     backends = sub.add_parser("backends", help="list the backends and whether they are usable",
@@ -139,6 +150,7 @@ def _run_train(args):
         from .plotting import _import_figure
 
         _import_figure()  # fail before training, not after
+    _mlp_defaults(args)
     backend = get_backend(args.backend)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
@@ -157,14 +169,18 @@ def _run_train(args):
             first_step.append(time.perf_counter() - start)
         if bar is not None:
             bar.update(1)
-        if not args.json and args.print_every and i % args.print_every == 0:
+        if not args.json and args.print_every and i % args.print_every == 0 \
+                and not args.diagnostics:  # printed after fit, diagnostics beside the loss
             line = f"iteration {i}: loss {float(loss):f}"
             print(line) if bar is None else bar.write(line)
 
     tol = args.tol if args.tol is not None else (0.0 if args.solver == "gd" else 1e-4)
-    model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
-                              max_iter=args.iters, tol=tol, backend=backend,
-                              random_state=seed)
+    if args.model == "mlp":
+        model = _mlp_model(args, tol, backend, seed)
+    else:
+        model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
+                                  max_iter=args.iters, tol=tol, backend=backend,
+                                  random_state=seed)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -194,8 +210,10 @@ def _run_train(args):
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
             "plot": args.plot,
+            **_mlp_json(args, model),
         }))
     else:
+        _print_diagnostics(args, model)
         print(f"training accuracy: {accuracy:.2f}")
         if args.solver == "gd":
             print(f"({model.n_iter_} steps in {train_time:.3f} s; the first step, with any "
@@ -213,7 +231,59 @@ def _objective(model, X, y):
     """The training objective at the fitted weights (the loss after the last step)."""
     from ._api import loss
 
+    if _model_kind(model) == "mlp":
+        from ._api_net import net_loss_gradient
+
+        params = (model.W1_, model.b1_, model.W2_, model.b2_)
+        return float(net_loss_gradient(X, y, *params, reg=model.reg,
+                                       backend=model.backend_)[0])
     return float(loss(X, y, model.W_, model.b_, reg=model.reg, backend=model.backend_))
+
+
+# -- the two-layer network's options (issue 11) -------------------------------------
+def _model_kind(model):
+    return "mlp" if hasattr(model, "W1_") else "linear"
+
+
+def _mlp_defaults(args):
+    """Resolve the model-dependent defaults; mlp-only flags on the linear model are
+    a usage error, not silently ignored."""
+    if args.model == "linear":
+        for flag, value in (("--hidden", args.hidden), ("--init-scale", args.init_scale),
+                            ("--diagnostics", args.diagnostics or None)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --model mlp only")
+    if args.iters is None:
+        args.iters = 10_000 if args.model == "mlp" else 200  # the case study; the notebook
+
+
+def _mlp_model(args, tol, backend, seed):
+    from .models import TwoLayerNet
+
+    return TwoLayerNet(hidden=args.hidden or 100, solver=args.solver, lr=args.lr,
+                       reg=args.reg, max_iter=args.iters, tol=tol,
+                       init_scale=args.init_scale or 0.01, diagnostics=args.diagnostics,
+                       backend=backend, random_state=seed)
+
+
+def _mlp_json(args, model):
+    if args.model != "mlp":
+        return {"model": "linear"}
+    return {"model": "mlp", "hidden": model.hidden, "init_scale": model.init_scale,
+            "diagnostics": getattr(model, "diagnostics_", None)}
+
+
+def _print_diagnostics(args, model):
+    """The notebook's loss lines, each with the diagnostics of that evaluation."""
+    if not args.diagnostics or not args.print_every:
+        return
+    d = model.diagnostics_
+    for i in range(0, len(model.loss_history_), args.print_every):
+        print(f"iteration {i}: loss {model.loss_history_[i]:f}  "
+              f"dead ReLUs {100 * d['dead_fraction'][i]:3.0f}%  "
+              f"|dW1| {d['grad_norm_W1'][i]:.2e}  |dW2| {d['grad_norm_W2'][i]:.2e}  "
+              f"update/weight W1 {d['update_ratio_W1'][i]:.1e}  "
+              f"W2 {d['update_ratio_W2'][i]:.1e}")
 
 
 def _run_backends(args):
