@@ -219,10 +219,11 @@ SPIRAL = fs.make_spiral(100, 3, seed=0, backend="numpy")
 @pytest.mark.slow
 def test_case_study_reaches_97_percent(backend):
     """The cs231n case study: 300 spiral points, 100 hidden units, 10,000 steps of 1.0,
-    reg 1e-3 -- where the linear classifier stops near 50%."""
-    X, y = SPIRAL
+    reg 1e-3 -- where the linear classifier stops near 50%. The data and seed of
+    ``fastsoftmax train --model mlp --seed 0`` (see test_cli_train_mlp_is_the_estimator)."""
+    X, y = fs.make_spiral(100, 3, seed=0, shuffle=False, backend=backend.name)
     net = fs.TwoLayerNet(hidden=100, lr=1.0, reg=1e-3, max_iter=10_000, random_state=0,
-                         backend=backend).fit(X, y)
+                         backend=backend.name).fit(X, y)
     assert net.score(X, y) >= 0.97
     linear = fs.SoftmaxClassifier(backend="numpy").fit(X, y)
     assert linear.score(X, y) < 0.6
@@ -382,3 +383,64 @@ def test_diagnostics_tell_a_dead_network_from_a_healthy_one():
     assert good.score(X, y) > 0.9 > 0.6 > dead.score(X, y)
     assert max(dead.diagnostics_["update_ratio_W1"]) > 1 > max(
         good.diagnostics_["update_ratio_W1"][100:])
+
+
+# -- the command line -------------------------------------------------------------------
+def _cli_json(argv, capsys):
+    import json
+
+    from fastsoftmax.cli import main
+
+    assert main(["train", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_train_mlp_reaches_97_percent(capsys):
+    """``fastsoftmax train --model mlp --hidden 100``: the case study by default."""
+    result = _cli_json(["--model", "mlp", "--hidden", "100", "--seed", "0",
+                        "--backend", "numba"], capsys)
+    assert result["model"] == "mlp" and result["iters"] == 10_000
+    assert result["accuracy"] >= 0.97
+
+
+def test_cli_train_mlp_is_the_estimator(backend, capsys):
+    """Every backend: the command trains exactly ``TwoLayerNet`` on the same data and
+    seed (the same losses, bit for bit), so ``test_case_study_reaches_97_percent``
+    on the estimator is the command's result too."""
+    result = _cli_json(["--model", "mlp", "--hidden", "100", "--seed", "0", "--iters", "50",
+                        "--backend", backend.name], capsys)
+    # The command draws the spiral on its backend (sin/cos there), so the test does too.
+    X, y = fs.make_spiral(100, 3, seed=0, shuffle=False, backend=backend.name)
+    net = fs.TwoLayerNet(hidden=100, random_state=0, max_iter=50, backend=backend.name)
+    assert result["loss_history"] == net.fit(X, y).loss_history_
+    assert result["accuracy"] == net.score(X, y)
+
+
+def test_cli_train_mlp_diagnostics_and_plot(tmp_path, capsys):
+    from fastsoftmax.cli import main
+
+    path = tmp_path / "net.png"
+    assert main(["train", "--model", "mlp", "--hidden", "20", "--iters", "30", "--seed", "1",
+                 "--backend", "numpy", "--diagnostics", "--print-every", "10",
+                 "--plot", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("iteration")]
+    assert [line.split(":")[0] for line in lines] == [
+        "iteration 0", "iteration 10", "iteration 20"]
+    assert all("dead ReLUs" in line and "update/weight W1" in line for line in lines)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--hidden", "5"], "--hidden applies to --model mlp only"),
+    (["--diagnostics"], "--diagnostics applies to --model mlp only"),
+    (["--model", "mlp", "--hidden", "0"], "argument --hidden: must be >= 1"),
+    (["--model", "mlp", "--init-scale", "0"], "argument --init-scale: must be a finite"),
+    (["--model", "cnn"], "argument --model: invalid choice"),
+])
+def test_cli_mlp_usage_errors(argv, words, capsys):
+    from fastsoftmax.cli import main
+
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastsoftmax: error: ") and words in err and err.count("\n") == 1
