@@ -104,8 +104,8 @@ def net_loss_gradient(X, y, W1, b1, W2, b2, *, reg=0.0, sample_weight=None, back
     >>> W1, W2 = 0.01 * rng.standard_normal((2, 100)), 0.01 * rng.standard_normal((100, 3))
     >>> loss, dW1, db1, dW2, db2 = fs.net_loss_gradient(
     ...     X, y, W1, np.zeros(100), W2, np.zeros(3), reg=1e-3, backend="numpy")
-    >>> round(float(loss), 4), dW1.shape, dW2.shape     # log 3 at the start
-    (1.0986, (2, 100), (100, 3))
+    >>> round(float(loss), 4), dW1.shape, dW2.shape     # about log 3 = 1.0986 at the start
+    (1.0987, (2, 100), (100, 3))
     """
     be = get_backend(backend, like=X)
     X, W1, b1, W2, b2 = _net_arrays(be, X, W1, b1, W2, b2)
