@@ -3,7 +3,9 @@
 One Array-API implementation of the linear softmax classifier -- scores, a
 stable softmax, cross-entropy with L2 regularisation and its gradient -- run on
 NumPy, on fused Numba CPU kernels or on CuPy, picked by ``backend=``,
-``--backend`` or ``$FASTSOFTMAX_BACKEND``.
+``--backend`` or ``$FASTSOFTMAX_BACKEND``; and the notebook's second half, the
+two-layer ReLU network (``TwoLayerNet``, ``net_loss_gradient``) with its
+hand-derived backprop, ``gradcheck`` and training diagnostics.
 
 Importing this package imports no optional library; a backend is loaded the
 first time it is used.

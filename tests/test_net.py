@@ -288,7 +288,8 @@ def test_partial_fit_classes_and_errors():
     net.partial_fit(X, y)
     with pytest.raises(ValueError, match="not among the classes"):
         net.partial_fit(X, y + 1)
-    with pytest.raises(ValueError, match="solver='sgd'"):
+    assert not hasattr(fs.TwoLayerNet(solver="gd"), "partial_fit")  # as MLPClassifier
+    with pytest.raises(AttributeError, match="needs solver='sgd'"):
         fs.TwoLayerNet(solver="gd").partial_fit(X, y)
 
 
@@ -315,6 +316,15 @@ def test_lbfgs_solver_fits_the_net():
     net = fs.TwoLayerNet(solver="lbfgs", hidden=50, max_iter=300, random_state=0,
                          backend="numba").fit(X, y)
     assert net.score(X, y) >= 0.97
+
+
+@pytest.mark.slow
+def test_sklearn_check_estimator():
+    checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    net = fs.TwoLayerNet(hidden=10, max_iter=200, random_state=0, backend="numpy")
+    results = checks.check_estimator(net, on_fail=None)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    assert not failed
 
 
 def test_sklearn_protocol():

@@ -262,7 +262,7 @@ class TwoLayerNet(BaseClassifier):
             del self._recorder
         return self
 
-    def partial_fit(self, X, y, classes=None, *, sample_weight=None):
+    def _partial_fit(self, X, y, classes=None, *, sample_weight=None):
         """One epoch of mini-batch SGD with momentum over ``(X, y)``.
 
         Continues from the current parameters and velocities (the first call
@@ -292,9 +292,6 @@ class TwoLayerNet(BaseClassifier):
         >>> net.n_iter_, len(net.loss_history_)
         (3, 18)
         """
-        if self.solver != "sgd":
-            raise ValueError(f"partial_fit runs mini-batch SGD: it needs solver='sgd', "
-                             f"got solver={self.solver!r}")
         reg, _, _ = self._check_params()
         first = not hasattr(self, "classes_")
         be = get_backend(self.backend, like=X) if first else self._backend
@@ -351,6 +348,16 @@ class TwoLayerNet(BaseClassifier):
             old = getattr(self, "diagnostics_", {key: [] for key in DIAGNOSTICS})
             self.diagnostics_ = {key: old.get(key, []) + recorded[key] for key in DIAGNOSTICS}
         return self
+
+    def _sgd_partial_fit(self):
+        # As scikit-learn's MLPClassifier: partial_fit exists only for the SGD solver
+        # (hasattr is False otherwise, which is how scikit-learn's checks ask).
+        if self.solver != "sgd":
+            raise AttributeError(f"partial_fit runs mini-batch SGD: it needs solver='sgd', "
+                                 f"not solver={self.solver!r}")
+        return self._partial_fit
+
+    partial_fit = property(_sgd_partial_fit, doc=_partial_fit.__doc__)
 
     def _labels_in(self, be, y, n, classes):
         """``y`` as indices into ``classes``; a label outside them is a ValueError."""
