@@ -89,19 +89,18 @@ def _estimator_problem(model, X, y, sample_weight):
     from .models._base import _rng
 
     model._check_params()
-    be = get_backend(model.backend, like=X)
-    X = model._check_X(be, X, fitting=True)
-    n, d = X.shape
     fitted = hasattr(model, "classes_")
+    be = model._backend if fitted else get_backend(model.backend, like=X)
+    X = model._check_X(be, X, fitting=not fitted)  # fitted: its features, its dtype
+    n, d = X.shape
     if fitted:
-        classes, labels = model.classes_, None
-        y_host = np.asarray(be.to_numpy(y) if not isinstance(y, np.ndarray) else y)
-        index = np.searchsorted(classes, y_host)
-        if np.any(index >= len(classes)) or np.any(classes[np.minimum(index, len(classes) - 1)]
-                                                  != y_host):
-            raise ValueError("y holds labels the fitted model has not seen")
+        y_host = np.asarray(be.to_numpy(be.asarray(y)) if not isinstance(y, np.ndarray) else y)
+        classes = model.classes_
+        index = np.minimum(np.searchsorted(classes, y_host), len(classes) - 1)
+        if y_host.shape != (n,) or np.any(classes[index] != y_host):
+            raise ValueError("y must hold one label per row of X, among the fitted "
+                             "model's classes_")
         labels = be.asarray(index.astype(np.int32))
-        X = be.xp.astype(X, getattr(be.xp, str(model._dtype)), copy=False)
         params = tuple(getattr(model, name) for name in model._param_names)
     else:
         classes, labels = model._encode_labels(be, y, n)
