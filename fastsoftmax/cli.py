@@ -269,8 +269,12 @@ def _mlp_model(args, tol, backend, seed):
 def _mlp_json(args, model):
     if args.model != "mlp":
         return {"model": "linear"}
+    diagnostics = getattr(model, "diagnostics_", None)
+    if diagnostics is not None:  # strict JSON has no inf (a ratio over zero weights)
+        diagnostics = {key: [v if math.isfinite(v) else None for v in values]
+                       for key, values in diagnostics.items()}
     return {"model": "mlp", "hidden": model.hidden, "init_scale": model.init_scale,
-            "diagnostics": getattr(model, "diagnostics_", None)}
+            "diagnostics": diagnostics}
 
 
 def _print_diagnostics(args, model):
