@@ -14,8 +14,21 @@ arrays and results are that backend's arrays; a scalar loss is a 0-d array
 
 from __future__ import annotations
 
+import math
+
 from . import _validate
 from .backends import get_backend
+
+
+def _rounded(be, dtypes, *outs):
+    """Results in the dtype the inputs promote to: float16 inputs were computed
+    in float32 (``_validate.compute_dtype``) and are rounded back here."""
+    xp = be.xp
+    dtype = _validate.result_dtype(xp, dtypes)
+    if _validate.compute_dtype(xp, dtype) == dtype:
+        return outs if len(outs) > 1 else outs[0]
+    outs = tuple(xp.astype(o, dtype) for o in outs)
+    return outs if len(outs) > 1 else outs[0]
 
 
 def scores(X, W, b, *, backend=None):
@@ -39,29 +52,57 @@ def scores(X, W, b, *, backend=None):
     array([[1.5, 2. ]])
     """
     be = get_backend(backend, like=X)
-    X, W, b = _validate.linear_inputs(be, X, W, b)
-    return be.scores(X, W, b)
+    dtypes = []
+    X, W, b = _validate.linear_inputs(be, X, W, b, dtypes)
+    return _rounded(be, dtypes, be.scores(X, W, b))
 
 
-def _score_array(be, S, axis):
-    S = _validate.float_array(be, S, "S", min_ndim=1)
-    axis = _validate.axis_value(axis, S.ndim)
-    if S.shape[axis] == 0:
-        raise ValueError(f"S has no entries along axis {axis}; shape {tuple(S.shape)}")
-    return S, axis
+def _along(be, op, S, axis):
+    """Run the backend's ``op`` (softmax, log_softmax, logsumexp) over ``axis``.
+
+    One integer axis goes straight to the backend. A 0-d ``S``, ``axis=None``
+    (every element, SciPy's default) and tuples of axes move the reduced axes
+    last, flatten them into one and undo that afterwards.
+    """
+    xp = be.xp
+    dtypes = []
+    S = _validate.float_array(be, S, "S", dtypes=dtypes)
+    axes = _validate.axis_value(axis, S.ndim)
+    shape = tuple(S.shape)
+    reduced = math.prod(shape[a] for a in axes if a < len(shape))
+    if reduced == 0:
+        where = axes[0] if len(axes) == 1 else axis
+        raise ValueError(f"S has no entries along axis {where}; shape {shape}")
+    if S.ndim >= 1 and len(axes) == 1:
+        return _rounded(be, dtypes, getattr(be, op)(S, axes[0]))
+    keep = [a for a in range(S.ndim) if a not in axes]
+    order = keep + [a for a in axes if a < S.ndim]
+    moved = xp.permute_dims(S, tuple(order)) if S.ndim > 1 else S
+    kept_shape = tuple(shape[a] for a in keep)
+    out = getattr(be, op)(xp.reshape(moved, (*kept_shape, reduced)), len(kept_shape))
+    if op == "logsumexp":
+        return _rounded(be, dtypes, out)
+    out = xp.reshape(out, tuple(moved.shape))
+    if S.ndim > 1:
+        inverse = tuple(order.index(a) for a in range(S.ndim))
+        out = xp.permute_dims(out, inverse)
+    return _rounded(be, dtypes, out)
 
 
 def softmax(S, axis=-1, *, backend=None):
     """Numerically stable softmax along ``axis``.
 
     Subtracts the maximum before exponentiating, so any finite scores work.
-    ``-inf`` entries are masked out (probability 0); a fully masked slice gives
-    NaN, as ``scipy.special.softmax`` does.
+    ``-inf`` entries are masked out (probability 0); a slice that is fully
+    masked or holds ``+inf`` or NaN gives NaN, as ``scipy.special.softmax`` does.
 
     Parameters
     ----------
-    S : array_like
-    axis : int, default -1
+    S : array_like, any number of dimensions (0-d too)
+    axis : int, tuple of ints or None, default -1
+        The axis (or axes) the probabilities sum to 1 along; ``None``: all of
+        them. The default differs from SciPy's (``None``): fastsoftmax's
+        arrays are ``(N, K)`` scores, one distribution per row.
     backend : str, Backend or None
 
     Returns
@@ -73,28 +114,40 @@ def softmax(S, axis=-1, *, backend=None):
     >>> import fastsoftmax as fs
     >>> fs.softmax([[1e4, 1e4, -float("inf")]], backend="numpy")
     array([[0.5, 0.5, 0. ]])
+    >>> fs.softmax([[0.0, 0.0], [0.0, 0.0]], axis=None, backend="numpy")
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
     """
     be = get_backend(backend, like=S)
-    S, axis = _score_array(be, S, axis)
-    return be.softmax(S, axis)
+    return _along(be, "softmax", S, axis)
 
 
 def log_softmax(S, axis=-1, *, backend=None):
     """Numerically stable ``log(softmax(S))`` along ``axis``, without taking a log of 0.
+
+    Computed as ``(S - m) - log1p(r)`` (``m`` the maximum, ``r`` the sum of the
+    other exponentials), so the entry of a dominant score keeps its relative
+    accuracy. ``axis`` as in :func:`softmax`.
 
     Examples
     --------
     >>> import fastsoftmax as fs
     >>> fs.log_softmax([[0.0, 0.0]], backend="numpy")
     array([[-0.69314718, -0.69314718]])
+    >>> float(fs.log_softmax([0.0, -40.0], backend="numpy")[0])
+    -4.248354255291589e-18
     """
     be = get_backend(backend, like=S)
-    S, axis = _score_array(be, S, axis)
-    return be.log_softmax(S, axis)
+    return _along(be, "log_softmax", S, axis)
 
 
 def logsumexp(S, axis=-1, *, backend=None):
     """``log(sum(exp(S), axis))``, stable; ``-inf`` for a fully masked slice.
+
+    ``m + log1p(r)`` with ``m`` the maximum and ``r`` the sum of the other
+    exponentials, as SciPy computes it: full relative accuracy near 0. A slice
+    holding ``+inf`` gives ``+inf``, one holding NaN gives NaN. ``axis`` as in
+    :func:`softmax` (``None``: over every element, a 0-d result).
 
     Returns
     -------
@@ -105,10 +158,11 @@ def logsumexp(S, axis=-1, *, backend=None):
     >>> import fastsoftmax as fs
     >>> fs.logsumexp([[1000.0, 1000.0]], backend="numpy")
     array([1000.69314718])
+    >>> float(fs.logsumexp([0.0, -40.0], backend="numpy"))
+    4.248354255291589e-18
     """
     be = get_backend(backend, like=S)
-    S, axis = _score_array(be, S, axis)
-    return be.logsumexp(S, axis)
+    return _along(be, "logsumexp", S, axis)
 
 
 def cross_entropy(S, y, *, reduction="mean", sample_weight=None, backend=None):
@@ -137,9 +191,11 @@ def cross_entropy(S, y, *, reduction="mean", sample_weight=None, backend=None):
     0.6931471805599453
     """
     be = get_backend(backend, like=S)
-    S, y, w = _validate.score_inputs(be, S, y, sample_weight)
+    dtypes = []
+    S, y, w = _validate.score_inputs(be, S, y, sample_weight, dtypes)
     reduction = _validate.reduction_value(reduction)
-    return be.cross_entropy(S, y, reduction=reduction, sample_weight=w)
+    return _rounded(be, dtypes,
+                    be.cross_entropy(S, y, reduction=reduction, sample_weight=w))
 
 
 def cross_entropy_gradient(S, y, *, reduction="mean", sample_weight=None, backend=None):
@@ -161,13 +217,15 @@ def cross_entropy_gradient(S, y, *, reduction="mean", sample_weight=None, backen
     array([[ 0.5, -0.5]])
     """
     be = get_backend(backend, like=S)
-    S, y, w = _validate.score_inputs(be, S, y, sample_weight)
+    dtypes = []
+    S, y, w = _validate.score_inputs(be, S, y, sample_weight, dtypes)
     reduction = _validate.reduction_value(reduction)
-    return be.cross_entropy_gradient(S, y, reduction=reduction, sample_weight=w)
+    return _rounded(be, dtypes, *be.cross_entropy_gradient(
+        S, y, reduction=reduction, sample_weight=w))
 
 
-def _linear_inputs(be, X, y, W, b, sample_weight, reg):
-    X, W, b = _validate.linear_inputs(be, X, W, b)
+def _linear_inputs(be, X, y, W, b, sample_weight, reg, dtypes):
+    X, W, b = _validate.linear_inputs(be, X, W, b, dtypes)
     y = _validate.label_array(be, y, X.shape[0])
     w = _validate.weight_array(be, sample_weight, X.shape[0], X.dtype)
     return X, y, W, b, w, _validate.real_param(reg, "reg")
@@ -189,8 +247,9 @@ def loss(X, y, W, b, *, reg=0.0, sample_weight=None, backend=None):
     1.098612
     """
     be = get_backend(backend, like=X)
-    X, y, W, b, w, reg = _linear_inputs(be, X, y, W, b, sample_weight, reg)
-    return be.loss(X, y, W, b, reg=reg, sample_weight=w)
+    dtypes = []
+    X, y, W, b, w, reg = _linear_inputs(be, X, y, W, b, sample_weight, reg, dtypes)
+    return _rounded(be, dtypes, be.loss(X, y, W, b, reg=reg, sample_weight=w))
 
 
 def loss_gradient(X, y, W, b, *, reg=0.0, sample_weight=None, backend=None):
@@ -215,5 +274,6 @@ def loss_gradient(X, y, W, b, *, reg=0.0, sample_weight=None, backend=None):
     ((2, 3), (3,))
     """
     be = get_backend(backend, like=X)
-    X, y, W, b, w, reg = _linear_inputs(be, X, y, W, b, sample_weight, reg)
-    return be.loss_gradient(X, y, W, b, reg=reg, sample_weight=w)
+    dtypes = []
+    X, y, W, b, w, reg = _linear_inputs(be, X, y, W, b, sample_weight, reg, dtypes)
+    return _rounded(be, dtypes, *be.loss_gradient(X, y, W, b, reg=reg, sample_weight=w))

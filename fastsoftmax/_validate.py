@@ -32,21 +32,57 @@ def _dtype_kind(xp, dtype):
 
 
 def _convert(backend, a, name):
+    """``a`` as an array of ``backend``, with the host-side rules applied first.
+
+    * A masked array is refused: every backend would see its data, masked or
+      not (NumPy's ufuncs honour a mask, the kernels cannot), so there is no one
+      answer to give. The message says how to make a plain array of it.
+    * Other NumPy subclasses (``np.matrix``, ``np.memmap``, ...) are viewed as
+      plain ``ndarray`` (no copy): the maths is defined on arrays, and a
+      ``matrix`` would keep reductions 2-d.
+    * Non-native byte order (``'>f8'`` on x86) is converted to native: compiled
+      kernels and device copies read native numbers only.
+    """
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
     if isinstance(a, (str, bytes, dict, set)):
         raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; fill it ({name}.filled(...)) or drop the masked "
+            f"rows: fastsoftmax does not honour masks (use -inf scores to mask classes)")
+    if isinstance(a, np.ndarray):
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+    elif isinstance(a, np.generic) and not a.dtype.isnative:  # pragma: no cover
+        a = a.astype(a.dtype.newbyteorder("="))
+    backend.check_input(a, name)
     try:
         return backend.asarray(a)
+    except OverflowError as exc:
+        raise ValueError(f"{name} holds values this backend cannot represent: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a numeric array: {exc}") from None
 
 
-def float_array(backend, a, name, *, ndim=None, min_ndim=None):
+def compute_dtype(xp, dtype):
+    """The dtype the maths runs in for a real floating ``dtype``: floats narrower
+    than float32 (float16, bfloat16) compute in float32 and are rounded back at
+    the end -- NumPy's float16 loops do the same per operation, and the Numba and
+    CUDA kernels have no half-precision arithmetic."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def float_array(backend, a, name, *, ndim=None, min_ndim=None, dtypes=None):
     """Convert ``a`` to a real floating array of ``backend``.
 
     Integer and boolean inputs are promoted to float64 (as ``scipy.special``
-    does); complex, object and string inputs are a ``TypeError``.
+    does); complex, object and string inputs are a ``TypeError``. Floats
+    narrower than float32 are computed in float32 (``compute_dtype``); the dtype
+    before that is appended to ``dtypes`` (when given) so the caller can round
+    its results back to it.
     """
     a = _convert(backend, a, name)
     xp = backend.xp
@@ -55,6 +91,11 @@ def float_array(backend, a, name, *, ndim=None, min_ndim=None):
         a = xp.astype(a, xp.float64)
     elif kind != "real floating":
         raise TypeError(f"{name} must be a real floating array, got dtype {a.dtype}")
+    if dtypes is not None:
+        dtypes.append(a.dtype)
+    wide = compute_dtype(xp, a.dtype)
+    if wide != a.dtype:
+        a = xp.astype(a, wide)
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {tuple(a.shape)}")
     if min_ndim is not None and a.ndim < min_ndim:
@@ -87,10 +128,27 @@ def weight_array(backend, sample_weight, n, dtype):
     return backend.xp.astype(w, dtype, copy=False)
 
 
+def _scalar(value):
+    """A 0-d array (of any backend) as its Python scalar; anything else unchanged."""
+    if getattr(value, "ndim", None) == 0 and getattr(value, "shape", None) == () \
+            and not isinstance(value, np.generic):
+        try:
+            return value.item()
+        except Exception:  # a traced JAX value has no concrete item  # noqa: BLE001
+            return value
+    return value
+
+
 def real_param(value, name, *, positive=False):
     """A finite real scalar parameter (``reg``, ``lr``, ``noise``) as a float,
-    ``>= 0`` (``> 0`` with ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    ``>= 0`` (``> 0`` with ``positive``).
+
+    Python and NumPy real numbers and 0-d real arrays of any backend are
+    accepted; booleans (``True`` is not a regularisation strength), strings and
+    arrays of another size are a ``TypeError``.
+    """
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not np.isfinite(value) or value < 0 or (positive and value == 0):
@@ -115,16 +173,36 @@ def reduction_value(reduction):
 
 
 def axis_value(axis, ndim, name="axis"):
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(axis).__name__}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis} is out of range for an array of {ndim} dimension(s)")
-    return int(axis) % ndim
+    """``axis`` (an int, a tuple of ints or None for all) as a sorted tuple of
+    non-negative axes. A 0-d array counts as one element along one axis, so the
+    default ``axis=-1`` works on it."""
+    ndim = max(ndim, 1)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, a tuple of integers or None, "
+                            f"got {type(a).__name__}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={a} is out of range for an array of {ndim} dimension(s)")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axis} repeats an axis")
+    if not out:
+        raise ValueError(f"{name}=() names no axis")
+    return tuple(sorted(out))
 
 
-def score_inputs(backend, S, y, sample_weight):
+def result_dtype(xp, dtypes):
+    """The dtype results are returned in: the inputs' promoted dtype."""
+    return xp.result_type(*dtypes)
+
+
+def score_inputs(backend, S, y, sample_weight, dtypes=None):
     """Validate ``(S, y, sample_weight)`` for the cross-entropy functions."""
-    S = float_array(backend, S, "S", ndim=2)
+    S = float_array(backend, S, "S", ndim=2, dtypes=dtypes)
     n, k = S.shape
     if n == 0 or k == 0:
         raise ValueError(f"S must have at least one row and one column, got shape {(n, k)}")
@@ -133,11 +211,11 @@ def score_inputs(backend, S, y, sample_weight):
     return S, y, w
 
 
-def linear_inputs(backend, X, W, b):
+def linear_inputs(backend, X, W, b, dtypes=None):
     """Validate and promote ``(X, W, b)`` of the linear model to one float dtype."""
-    X = float_array(backend, X, "X", ndim=2)
-    W = float_array(backend, W, "W", ndim=2)
-    b = float_array(backend, b, "b", ndim=1)
+    X = float_array(backend, X, "X", ndim=2, dtypes=dtypes)
+    W = float_array(backend, W, "W", ndim=2, dtypes=dtypes)
+    b = float_array(backend, b, "b", ndim=1, dtypes=dtypes)
     n, d = X.shape
     if n == 0 or d == 0:
         raise ValueError(f"X is empty: shape {(n, d)}; need at least one sample and feature")

@@ -1,8 +1,10 @@
 """The ``fastsoftmax`` command line: ``train``, ``backends`` and ``bench``.
 
-Errors a user can cause (a bad flag, an unusable backend, bad values) print one
-line ``fastsoftmax: error: ...`` on stderr and exit with status 2 -- never a
-traceback.
+Errors a user can cause (a bad flag, an unusable backend, bad values, an
+output path that cannot be written, a problem too large for the memory) print
+one line ``fastsoftmax: error: ...`` on stderr and exit with status 2 -- never a
+traceback, and always before any work. A run that fails on valid flags
+(training that diverges) prints one line too and exits with status 1.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import sys
 import time
 import warnings
 
+from ._cliutil import (
+    UsageError,
+    fits_in_memory,
+    float_at_least,
+    gib,
+    int_at_least,
+    output_path,
+)
 from .backends import BackendUnavailableError, backend_info, get_backend, list_backends
 
 PROG = "fastsoftmax"
-
-
-class UsageError(Exception):
-    """A mistake on the command line, reported in one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,29 +37,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _float_at_least(minimum, *, strict=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(
-                f"must be a finite number {'>' if strict else '>='} {minimum:g}, got {text}")
-        return value
-    return parse
+class RunFailed(Exception):
+    """A run that failed on valid flags (training diverged): one line, exit status 1."""
 
 
 def _backend_choice(text):
@@ -64,8 +49,11 @@ def _backend_choice(text):
 
 
 def build_parser():
+    from . import __version__
+
     parser = _Parser(prog=PROG, description="Fast softmax-classifier kernels on NumPy, "
                      "Numba and CuPy: train on the spiral, list backends, benchmark.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
@@ -74,44 +62,48 @@ def build_parser():
                     "reproduces the notebook: 300 points, 3 classes, 200 steps of size 1.0.")
     train.add_argument("--backend", type=_backend_choice, default=None,
                        help="backend name (default: $FASTSOFTMAX_BACKEND, else auto)")
-    train.add_argument("--n-per-class", type=_int_at_least(1), default=100,
+    train.add_argument("--n-per-class", type=int_at_least(1), default=100,
                        help="points per class (default 100)")
-    train.add_argument("--classes", type=_int_at_least(1), default=3,
+    train.add_argument("--classes", type=int_at_least(1), default=3,
                        help="number of classes K (default 3)")
-    train.add_argument("--features", type=_int_at_least(2), default=2,
+    train.add_argument("--features", type=int_at_least(2), default=2,
                        help="number of features D (default 2; more embeds the spiral)")
-    train.add_argument("--noise", type=_float_at_least(0.0), default=0.2,
+    train.add_argument("--noise", type=float_at_least(0.0), default=0.2,
                        help="angular noise of the spiral (default 0.2)")
     train.add_argument("--solver", choices=("gd", "lbfgs"), default="gd",
                        help="gd: the notebook's gradient descent (default); lbfgs: SciPy's "
                             "L-BFGS-B to the optimum")
-    train.add_argument("--iters", type=_int_at_least(1), default=None,
+    train.add_argument("--iters", type=int_at_least(1), default=None,
                        help="most iterations: gradient steps, or L-BFGS iterations "
                             "(default 200; 10000 for --model mlp)")
-    train.add_argument("--tol", type=_float_at_least(0.0), default=None,
+    train.add_argument("--tol", type=float_at_least(0.0), default=None,
                        help="stop when the largest gradient entry is <= TOL (default: 0 for "
                             "gd, which runs every step as the notebook; 1e-4 for lbfgs)")
-    train.add_argument("--lr", type=_float_at_least(0.0, strict=True), default=1.0,
+    train.add_argument("--lr", type=float_at_least(0.0, strict=True), default=1.0,
                        help="step size (default 1.0)")
-    train.add_argument("--reg", type=_float_at_least(0.0), default=1e-3,
+    train.add_argument("--reg", type=float_at_least(0.0), default=1e-3,
                        help="L2 regularisation strength (default 1e-3)")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    train.add_argument("--seed", type=_int_at_least(0), default=None,
+    train.add_argument("--seed", type=int_at_least(0), default=None,
                        help="seed for the data and the initial weights "
                             "(default: drawn at random and reported)")
-    train.add_argument("--print-every", type=_int_at_least(0), default=10,
+    train.add_argument("--print-every", type=int_at_least(0), default=10,
                        help="print the loss every N steps (0: never; default 10)")
     train.add_argument("--plot", metavar="PATH", default=None,
-                       help="write the decision regions and the loss curve to a PNG")
+                       help="write the decision regions and the loss curve to a PNG "
+                            "(the format follows the extension; none: .png is added)")
     train.add_argument("--json", action="store_true",
                        help="print exactly one JSON object on stdout instead of text")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a progress bar on stderr for runs longer than a second "
+                            "(default: only when stderr is a terminal and not with --json)")
     # -- the model (issue 11: the case study's two-layer network) --
     train.add_argument("--model", choices=("linear", "mlp"), default="linear",
                        help="linear: the softmax classifier (default); mlp: a hidden layer of "
                             "ReLUs, then softmax (TwoLayerNet; --iters defaults to 10000)")
-    train.add_argument("--hidden", type=_int_at_least(1), default=None,
+    train.add_argument("--hidden", type=int_at_least(1), default=None,
                        help="hidden ReLU units of --model mlp (default 100)")
-    train.add_argument("--init-scale", type=_float_at_least(0.0, strict=True), default=None,
+    train.add_argument("--init-scale", type=float_at_least(0.0, strict=True), default=None,
                        help="std of --model mlp's initial weights (default 0.01)")
     train.add_argument("--diagnostics", action="store_true",
                        help="--model mlp: record and print dead ReLUs, gradient norms and "
@@ -130,43 +122,99 @@ def build_parser():
     return parser
 
 
-def _progress_bar(total, enabled):
-    """A tqdm bar on a terminal for runs longer than a second, else None."""
-    if not enabled or not sys.stderr.isatty():
+def _progress_bar(total, progress, json_mode):
+    """A tqdm bar on stderr, shown once a run passes a second; None when off.
+
+    ``progress`` None (the default) means: on a terminal, and not with --json
+    (whose runs are read by programs), as pip and tqdm-based tools decide.
+    """
+    if progress is None and (json_mode or not sys.stderr.isatty()):
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
+    if progress is False:
         return None
-    return tqdm(total=total, desc="training", unit="step", delay=1.0, file=sys.stderr,
-                leave=False)
+    from tqdm import tqdm
+
+    # Asked for (--progress): at once; by default only once the run passes a second.
+    return tqdm(total=total, desc="training", unit="step", file=sys.stderr, leave=False,
+                dynamic_ncols=True, delay=0.0 if progress is True else 1.0)
+
+
+def _train_bytes(n, d, k, itemsize, backend_name):
+    """A generous guess of the memory ``train`` needs: the data, the scores and temporaries."""
+    data = n * (d * itemsize + 4)
+    if backend_name == "numba":  # fused: no N x K array
+        return 2 * data
+    return 2 * data + 12 * n * k * itemsize  # the reference's N x K temporaries
+
+
+class _Diverged(Exception):
+    """Raised by ``train``'s callback at the first non-finite loss of gradient descent."""
+
+    def __init__(self, iteration, loss):
+        super().__init__(iteration, loss)
+        self.iteration, self.loss = iteration, loss
+
+
+def _diverged_message(args, iteration, loss):
+    what = "the weights overflowed" if loss is None else f"loss {loss}"
+    if args.solver != "gd":
+        where, hint = "iteration", f"try a smaller --reg (now {args.reg:g})"
+    elif args.lr * args.reg >= 2:
+        # Each step scales W by (1 - lr * reg): beyond 2 the L2 term alone diverges.
+        where, hint = "step", (f"--lr x --reg = {args.lr * args.reg:.3g} >= 2 makes the L2 "
+                               f"term alone diverge; try a smaller --reg (now {args.reg:g}) "
+                               f"or --lr (now {args.lr:g})")
+    else:
+        where, hint = "step", f"try a smaller --lr (now {args.lr:g})"
+    return f"training diverged at {where} {iteration} ({what}); {hint}"
 
 
 def _run_train(args):
-    from .datasets import make_spiral
-    from .models import ConvergenceWarning, SoftmaxClassifier
+    import numpy as np
 
+    from .backends import to_numpy
+    from .datasets import make_spiral
+    from .models import ConvergenceWarning, SoftmaxClassifier, TrainingDivergedError
+
+    plot = None
     if args.plot is not None:
         from .plotting import _import_figure
 
         _import_figure()  # fail before training, not after
-    _mlp_defaults(args)
-    backend = get_backend(args.backend)
+        plot = output_path(args.plot, "--plot", plot=True)
+    _mlp_defaults(args)  # --iters' default depends on --model
+    n = args.n_per_class * args.classes
+    # "auto" picks by the whole run's work: every step computes N x K scores.
+    backend = get_backend(args.backend, work=args.iters * n * args.classes)
+    itemsize = 8 if args.dtype == "float64" else 4
+    need = _train_bytes(n, args.features, args.classes, itemsize, backend.name)
+    fits, available = fits_in_memory(need)
+    if not fits:
+        raise UsageError(f"--n-per-class {args.n_per_class} x --classes {args.classes} x "
+                         f"--features {args.features} needs about {gib(need)} with backend "
+                         f"{backend.name}; {gib(available)} is available")
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
                        noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
                        backend=backend)
-    n = X.shape[0]
     if not args.json:
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
-              f"features, {args.dtype}) with backend {backend.name}, seed {seed}")
+              f"features, {args.dtype}) with backend {backend.name}, seed {seed}", flush=True)
 
-    bar = _progress_bar(args.iters, enabled=True)
+    # L-BFGS reports every evaluation (line-search trials too): no known total.
+    bar = _progress_bar(args.iters if args.solver == "gd" else None, args.progress, args.json)
     first_step = []
+
+    # On the CPU a loss is a number already: stop at the first non-finite one (every
+    # later step is NaN too). On a GPU that would sync every step; the solver then
+    # names the first non-finite loss at the end instead.
+    stop_early = args.solver == "gd" and str(backend.device).startswith("cpu")
 
     def report(i, loss):
         if i == 0:  # the first step holds any JIT compile or kernel cache load
             first_step.append(time.perf_counter() - start)
+        if stop_early and not math.isfinite(value := float(loss)):
+            raise _Diverged(i, value)
         if bar is not None:
             bar.update(1)
         if not args.json and args.print_every and i % args.print_every == 0 \
@@ -182,21 +230,31 @@ def _run_train(args):
                                   max_iter=args.iters, tol=tol, backend=backend,
                                   random_state=seed)
     start = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            # Reported in the output (converged, iterations), not as a warning.
-            warnings.simplefilter("ignore", ConvergenceWarning)
+    # A diverging run overflows on the way: NumPy's warnings would bury the one
+    # line that says so.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # Reported in the output (converged, iterations), not as a warning.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
             model.fit(X, y, callback=report)
-    finally:
-        if bar is not None:
-            bar.close()
-    train_time = time.perf_counter() - start
-    accuracy = model.score(X, y)
+        except (_Diverged, TrainingDivergedError) as exc:
+            raise RunFailed(_diverged_message(args, exc.iteration, exc.loss)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        fitted = ((model.W1_, model.b1_, model.W2_, model.b2_) if args.model == "mlp"
+                  else (model.W_, model.b_))
+        if not all(np.all(np.isfinite(to_numpy(a))) for a in fitted):
+            raise RunFailed(_diverged_message(args, model.n_iter_, None))
+        train_time = time.perf_counter() - start
+        accuracy = model.score(X, y)
+        objective = _objective(model, X, y)
 
-    if args.plot is not None:
+    if plot is not None:
         from .plotting import plot_training
 
-        plot_training(model, X, y, args.plot,
+        plot_training(model, X, y, plot,
                       title=f"fastsoftmax train: {n:,} points, backend {backend.name}")
     if args.json:
         print(json.dumps({
@@ -205,11 +263,11 @@ def _run_train(args):
             "noise": args.noise, "iters": args.iters, "lr": args.lr, "reg": args.reg,
             "solver": args.solver, "tol": tol, "n_iter": model.n_iter_,
             "n_evals": model.n_evals_, "converged": model.converged_,
-            "final_loss": model.loss_history_[-1], "objective": _objective(model, X, y),
+            "final_loss": model.loss_history_[-1], "objective": objective,
             "accuracy": accuracy,
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
-            "plot": args.plot,
+            "plot": plot,
             **_mlp_json(args, model),
         }))
     else:
@@ -221,9 +279,9 @@ def _run_train(args):
         else:
             print(f"(L-BFGS: {model.n_iter_} iterations, {model.n_evals_} evaluations in "
                   f"{train_time:.3f} s, {'converged' if model.converged_ else 'NOT converged'}"
-                  f"; objective {_objective(model, X, y):.10g})")
-        if args.plot is not None:
-            print(f"wrote {args.plot}")
+                  f"; objective {objective:.10g})")
+        if plot is not None:
+            print(f"wrote {plot}")
     return 0
 
 
@@ -306,9 +364,20 @@ def main(argv=None):
     """Entry point of the ``fastsoftmax`` command; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code
         args.argv = sys.argv[1:] if argv is None else list(argv)
         return args.run(args)
+    except RunFailed as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        detail = " ".join(str(exc).split())
+        print(f"{PROG}: error: out of memory{': ' + detail if detail else ''}; "
+              "try a smaller problem", file=sys.stderr)
+        return 2
     except (UsageError, ValueError, TypeError, BackendUnavailableError, ImportError,
             OSError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the exception held

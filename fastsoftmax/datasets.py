@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from . import _validate
 from .backends import get_backend
 
 _DTYPES = ("float32", "float64")
+# |e| of a standard normal draw stays far below this (P(|e| > 38) < 1e-300), so
+# noise * e cannot overflow the dtype while noise <= finfo(dtype).max / _MAX_DRAW.
+_MAX_DRAW = 64.0
 
 
 def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffle=True,
@@ -35,7 +39,9 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
     n_features : int, default 2
         At least 2.
     noise : float, default 0.2
-        Standard deviation of the angular noise.
+        Standard deviation of the angular noise: finite, ``>= 0`` and at most
+        ``finfo(dtype).max / 64`` (about 2.8e306 in float64, 5.3e36 in
+        float32), so that every angle, and so every point, is finite.
     shuffle : bool, default True
         Shuffle the rows (``X`` and ``y`` alike), as scikit-learn's generators
         do, so that cross-validation folds hold every class. The points are the
@@ -48,6 +54,14 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
         draws on the device with its own generator.
     dtype : {"float64", "float32"}
     backend : str, Backend or None
+
+    Raises
+    ------
+    ValueError
+        A parameter that cannot give finite points or an array NumPy can
+        index: ``n_per_class * n_classes >= 2**31``, ``X`` larger than the
+        address space, ``noise`` above the dtype's limit. The message names
+        the parameter.
 
     Returns
     -------
@@ -70,18 +84,26 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
     dtype = str(dtype)
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    max_noise = float(np.finfo(dtype).max) / _MAX_DRAW
+    if noise > max_noise:
+        raise ValueError(f"noise must be at most {max_noise:.3g} for {dtype} (a larger one "
+                         f"overflows the angles to inf and the points to NaN), got {noise:g}")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
 
+    n = n_per_class * n_classes
+    if n >= 2**31:
+        raise ValueError(f"n_per_class * n_classes must be < 2**31, got {n}")
+    if n * n_features * np.dtype(dtype).itemsize > sys.maxsize:
+        raise ValueError(f"n_features={n_features} is too large: X would hold "
+                         f"{n:,} x {n_features:,} values, more than an array can address")
+
     be = get_backend(backend)
     xp = be.xp
     fdtype = getattr(xp, dtype)
-    n = n_per_class * n_classes
 
-    if n >= 2**31:
-        raise ValueError(f"n_per_class * n_classes must be < 2**31, got {n}")
     y = xp.arange(n, dtype=xp.int32) // n_per_class
     r = xp.tile(xp.linspace(0.0, 1.0, n_per_class, dtype=fdtype), (n_classes,))
     t = 4.0 * (xp.astype(y, fdtype) + r)

@@ -3,6 +3,11 @@
 ``FASTSOFTMAX_TEST_BACKENDS=numpy,numba`` narrows the run to those backends.
 A backend that cannot run here (no CuPy, no GPU, ...) is skipped with the reason
 the registry gives.
+
+The ``jax`` column runs with JAX's 64-bit mode switched on here, explicitly:
+the tables compare float64 results at float64 tolerance on every backend, and
+fastsoftmax itself switches nothing global (the 64-bit-off rule is tested in a
+subprocess, tests/test_backends.py).
 """
 
 import os
@@ -13,8 +18,10 @@ import pytest
 import fastsoftmax as fs
 from fastsoftmax.backends import backend_info
 
-# Relative tolerance per dtype: a few hundred ulps of float64, ~100 ulps of float32.
-RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+# Relative tolerance per dtype: a few hundred ulps of float64, ~100 ulps of float32;
+# float16 results are computed in float32 and rounded once: a few float16 ulps.
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5,
+        np.dtype(np.float16): 4e-3}
 DTYPES = [np.float64, np.float32]
 
 
@@ -27,6 +34,15 @@ def _selected_backends():
     if unknown:
         raise pytest.UsageError(f"FASTSOFTMAX_TEST_BACKENDS names unknown backends {unknown}")
     return names
+
+
+if "jax" in _selected_backends():
+    try:
+        import jax
+    except ImportError:  # the jax column then skips with the registry's reason
+        pass
+    else:
+        jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(params=_selected_backends())

@@ -157,10 +157,85 @@ def test_bad_env_var_one_line_exit_2():
                                   + ", ".join(fs.list_backends()))
 
 
-def test_unwritable_plot_path_one_line_exit_2(tmp_path):
+def one_line_error(out, status=2):
+    """The contract of every CLI error: nothing on stdout, one line on stderr."""
+    assert out.returncode == status, (out.stdout, out.stderr)
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastsoftmax: error: "), out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("where,words", [
+    ("no/such/dir.png", "argument --plot: cannot write "),
+    (".", "argument --plot: "),  # the directory itself
+    ("out.xyz", "argument --plot: cannot write a .xyz plot"),
+])
+def test_unwritable_plot_path_one_line_exit_2_before_any_work(tmp_path, where, words):
     pytest.importorskip("matplotlib", reason="the plot test needs matplotlib")
-    out = run("train", "--iters", "2", "--plot", str(tmp_path / "no" / "such" / "dir.png"))
-    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
+    path = tmp_path / where
+    out = run("train", "--iters", "2", "--plot", str(path))
+    assert out.stdout == ""  # refused before the data were even made
+    assert words in one_line_error(out)
+    if where == ".":
+        assert "is a directory; give a file name in it" in out.stderr
+
+
+def test_plot_without_extension_reports_the_file_it_wrote(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot test needs matplotlib")
+    out = run("train", "--iters", "2", "--plot", str(tmp_path / "spiral"), "--seed", "0")
+    assert out.returncode == 0, out.stderr
+    written = tmp_path / "spiral.png"
+    assert out.stdout.splitlines()[-1] == f"wrote {written}"
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "spiral").exists()
+
+
+@pytest.mark.parametrize("flags", [["--lr", "1e308"], ["--reg", "1e308"],
+                                   ["--lr", "1e308", "--json"]])
+def test_diverging_run_is_one_line_exit_1(flags, backend):
+    out = run("train", "--seed", "0", "--backend", backend.name, *flags)
+    line = one_line_error(out, status=1)  # valid flags, a failed run: 1, not 2
+    assert "training diverged at step 1 (loss inf); " in line
+    assert "try a smaller --reg" in line
+    assert "Warning" not in out.stderr and "Traceback" not in out.stderr
+    if "--json" in flags:
+        assert out.stdout == ""
+
+
+def test_noise_that_overflows_the_spiral_is_refused():
+    out = run("train", "--noise", "1e308")
+    assert out.stdout == ""
+    assert "noise must be at most 2.81e+306 for float64" in one_line_error(out)
+
+
+def test_problem_too_big_for_the_memory_is_one_line_before_any_work():
+    out = run("train", "--n-per-class", "1000000000", "--classes", "2", "--backend", "numpy")
+    assert out.stdout == ""
+    line = one_line_error(out)
+    assert "--n-per-class 1000000000 x --classes 2 x --features 2 needs about" in line
+
+
+def test_version():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout == f"fastsoftmax {fs.__version__}\n"
+
+
+def test_progress_on_request_goes_to_stderr_and_leaves_stdout_alone():
+    plain = run("train", "--seed", "0", "--iters", "30", "--backend", "numpy")
+    shown = run("train", "--seed", "0", "--iters", "30", "--backend", "numpy", "--progress")
+    assert plain.stderr == "" and "training" in shown.stderr and "step" in shown.stderr
+    iterations = [line for line in shown.stdout.splitlines() if line.startswith("iteration")]
+    assert iterations == [line for line in plain.stdout.splitlines()
+                          if line.startswith("iteration")] and len(iterations) == 3
+
+
+def test_first_run_is_quick_and_quiet_on_a_fresh_install(tmp_path):
+    """The README's first command does not wait for a Numba compile it does not need."""
+    out = run("train", "--seed", "0", "--json",
+              env={"NUMBA_CACHE_DIR": str(tmp_path), "FASTSOFTMAX_BACKEND": ""})
+    assert out.returncode == 0 and out.stderr == ""
+    assert json.loads(out.stdout)["backend"] == "numpy"
+    assert os.listdir(tmp_path) == []  # nothing compiled, nothing cached
 
 
 def test_help_lists_commands():

@@ -113,8 +113,23 @@ def test_shuffled_classes_are_mixed_in_every_stretch():
     ({"seed": 1.5}, TypeError, "seed must be an integer"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
     ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
+    # parameters that pass the type checks but cannot give finite points
+    ({"noise": 1e308}, ValueError, "noise must be at most 2.81e+306 for float64"),
+    ({"noise": 1e37, "dtype": "float32"}, ValueError, "noise must be at most 5.32e+36"),
+    ({"n_per_class": 2**31, "n_classes": 1}, ValueError, "n_per_class * n_classes"),
+    ({"n_features": 2**62}, ValueError, "n_features=4611686018427387904 is too large"),
 ])
 def test_bad_arguments(kwargs, exc, words):
     with pytest.raises(exc) as info:
         fs.make_spiral(**kwargs)
     assert words in str(info.value)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_largest_noise_allowed_gives_finite_points(backend, dtype):
+    """The noise limit is exact enough: at the limit every point is finite."""
+    limit = float(np.finfo(dtype).max) / 64
+    X, _ = fs.make_spiral(2000, 3, noise=limit, seed=0, dtype=dtype.name, backend=backend)
+    assert np.all(np.isfinite(fs.to_numpy(X)))
+    with pytest.raises(ValueError, match="noise must be at most"):
+        fs.make_spiral(2000, 3, noise=limit * 1.01, seed=0, dtype=dtype.name, backend=backend)

@@ -136,9 +136,10 @@ def test_serial_and_parallel_narrow_kernels_are_bit_identical():
     X, y, W, b = _spiral(50_000)
     w = np.random.default_rng(7).uniform(0, 1, len(y))
     chunks = nb._n_chunks(len(y))
-    for weights, use_w in ((np.ones(1), False), (w, True)):
-        par = nb._loss_gradient_narrow_kernel(X, y, W, b, weights, use_w, True, chunks)
-        ser = nb._loss_gradient_narrow_serial_kernel(X, y, W, b, weights, use_w, True, chunks)
+    for weights, use_w, wscale in ((np.ones(1), False, 1.0), (w, True, 1 / w.sum())):
+        par = nb._loss_gradient_narrow_kernel(X, y, W, b, weights, use_w, wscale, True, chunks)
+        ser = nb._loss_gradient_narrow_serial_kernel(X, y, W, b, weights, use_w, wscale, True,
+                                                     chunks)
         np.testing.assert_array_equal(par[0], ser[0])
         assert par[1] == ser[1] == 0
 
@@ -237,3 +238,125 @@ def test_extra_peak_memory_is_bounded_at_ten_million_rows():
     except OSError as exc:
         pytest.skip(f"cannot reset the peak RSS here (/proc/self/clear_refs: {exc})")
     assert _run(code)["extra_mb"] <= 64
+
+
+# -- sizes at and around every block, chunk, flush, serial and tile boundary ---------
+def _narrow_sizes():
+    B, C = nb.BLOCK, nb.MIN_CHUNK_ROWS
+    flush = nb.FLUSH_BLOCKS * B * nb.MAX_CHUNKS  # from here a chunk flushes mid-way
+    sizes = {1, 2, B - 1, B, B + 1, 2 * B, 2 * B + 1, C - 1, C, C + 1, 2 * C, 2 * C + 1,
+             nb.SERIAL_MAX_ROWS - 1, nb.SERIAL_MAX_ROWS, nb.SERIAL_MAX_ROWS + 1,
+             C * nb.MAX_CHUNKS - 1, C * nb.MAX_CHUNKS, C * nb.MAX_CHUNKS + 1,
+             flush, flush + B * nb.MAX_CHUNKS + 1}
+    return sorted(sizes)
+
+
+_BIG = random_problem(max(_narrow_sizes()), 2, 3, seed=21)
+_BIG_W = np.random.default_rng(22).uniform(0, 2, _BIG[0].shape[0])
+
+
+@pytest.mark.parametrize("n", _narrow_sizes())
+def test_narrow_kernel_at_block_chunk_and_flush_boundaries(n):
+    """Every N around a multiple of the block (256 rows), the chunk, the serial
+    threshold and the flush interval: a dropped or doubled block shows here."""
+    X, y, W, b = (a[:n] if a.ndim and a.shape[0] == _BIG[0].shape[0] else a for a in _BIG)
+    for w in ((None, _BIG_W[:n]) if n < 100_000 else (_BIG_W[:n],)):  # big N: lean
+        want = fs.loss_gradient(X, y, W, b, reg=0.1, sample_weight=w, backend="numpy")
+        got = fs.loss_gradient(X, y, W, b, reg=0.1, sample_weight=w, backend="numba")
+        for g, v in zip(got, want):
+            assert_close(g, v, np.float64, scale=1.0)
+    X32, W32, b32 = X.astype(np.float32), W.astype(np.float32), b.astype(np.float32)
+    want = fs.loss_gradient(X, y, W32.astype(float), b32.astype(float), backend="numpy")
+    for g, v in zip(fs.loss_gradient(X32, y, W32, b32, backend="numba"), want):
+        assert_close(g, v, np.float32, scale=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_path_at_tile_boundaries(dtype):
+    d, k = 40, 64
+    assert nb._regime(d, k) == "wide"
+    tile = nb.TILE_BYTES // (k * np.dtype(dtype).itemsize)
+    X, y, W, b = random_problem(tile + 1, d, k, dtype, seed=23)
+    for n in (tile - 1, tile, tile + 1):
+        want = fs.loss_gradient(X[:n].astype(float), y[:n], W.astype(float), b.astype(float),
+                                reg=0.1, backend="numpy")
+        got = fs.loss_gradient(X[:n], y[:n], W, b, reg=0.1, backend="numba")
+        for g, v in zip(got, want):
+            assert g.dtype == dtype
+            assert_close(g, v, dtype, scale=10.0)
+
+
+@pytest.mark.parametrize("n", [1, nb.ROWS_PER_TASK - 1, nb.ROWS_PER_TASK,
+                               nb.ROWS_PER_TASK + 1, 2 * nb.ROWS_PER_TASK + 1])
+def test_row_kernels_at_task_boundaries(n):
+    S = 5 * np.random.default_rng(n).standard_normal((n, 7))
+    y = np.random.default_rng(n).integers(0, 7, n)
+    for op in ("softmax", "log_softmax", "logsumexp"):
+        assert_close(getattr(fs, op)(S, backend="numba"), getattr(fs, op)(S, backend="numpy"),
+                     np.float64)
+    for red in ("mean", "sum", "none"):
+        got = fs.cross_entropy_gradient(S, y, reduction=red, backend="numba")
+        want = fs.cross_entropy_gradient(S, y, reduction=red, backend="numpy")
+        for g, v in zip(got, want):
+            assert_close(g, v, np.float64, scale=float(n))
+
+
+def test_public_call_down_the_serial_and_the_parallel_driver_is_bit_identical(monkeypatch):
+    """The public loss_gradient forced down each narrow driver gives the same bits."""
+    for n in (2_049, 50_000):
+        X, y, W, b = _spiral(n)
+        w = np.random.default_rng(n).uniform(0, 1, len(y))
+        runs = []
+        for threshold in (0, 10**12):  # 0: every N parallel; huge: every N serial
+            monkeypatch.setattr(nb, "SERIAL_MAX_ROWS", threshold)
+            runs.append([fs.loss_gradient(X, y, W, b, reg=1e-3, sample_weight=sw,
+                                          backend="numba") for sw in (None, w)])
+        for par, ser in zip(*runs):
+            for a, c in zip(par, ser):
+                np.testing.assert_array_equal(a, c)
+
+
+def test_uncentred_float32_accumulates_dW_in_float64():
+    """float32 X far from 0 (X + 100): the N products behind each dW entry cancel
+    to a small number, which a float32 sum cannot resolve. Both regimes and the
+    reference must match a float64 computation at float32 tolerance."""
+    X, y = fs.make_spiral(20_000, 3, seed=0, dtype="float32", backend="numpy")
+    X = X + np.float32(100)
+    W = np.array([[3, -2, 1], [-1, 4, 2]], np.float32) * np.float32(1e-3)
+    b = np.zeros(3, np.float32)
+    Xw = np.hstack([X] * 24)  # D*K = 48 * 50 > NARROW_MAX_DK: the wide regime
+    Ww = np.vstack([np.pad(W, ((0, 0), (0, 47)))] * 24) / np.float32(24)
+    bw = np.zeros(50, np.float32)
+    assert nb._regime(*Ww.shape) == "wide"
+    for Xc, Wc, bc in ((X, W, b), (Xw, Ww, bw)):
+        want = fs.loss_gradient(Xc.astype(float), y, Wc.astype(float), bc.astype(float),
+                                backend="numpy")
+        for name in ("numba", "numpy"):
+            got = fs.loss_gradient(Xc, y, Wc, bc, backend=name)
+            for g, v in zip(got, want):
+                assert g.dtype == np.float32
+                assert_close(g, v, np.float32)
+    # The test can fail: a float32 product X.T @ dscores misses by far more.
+    _, G = fs.cross_entropy_gradient(X @ W + b, y, backend="numpy")
+    want_dW = fs.loss_gradient(X.astype(float), y, W.astype(float), b.astype(float),
+                               backend="numpy")[1]
+    with pytest.raises(AssertionError):
+        assert_close(X.T @ G, want_dW, np.float32)
+
+
+def test_float16_and_big_endian_inputs_compute_on_numba():
+    """float16 computes in float32 and rounds back, as on every backend; big-endian
+    arrays are converted at the boundary (no Numba typing errors)."""
+    X, y, W, b = random_problem(100, 2, 3, seed=24)
+    got = fs.loss_gradient(X.astype(np.float16), y.astype(">i8"), W.astype(np.float16),
+                           b.astype(np.float16), backend="numba")
+    want = fs.loss_gradient(X.astype(np.float16).astype(np.float32), y,
+                            W.astype(np.float16).astype(np.float32),
+                            b.astype(np.float16).astype(np.float32), backend="numpy")
+    for g, v in zip(got, want):
+        assert g.dtype == np.float16
+        np.testing.assert_array_equal(g, v.astype(np.float16))
+    S = X.astype(">f8") @ W
+    for op in ("softmax", "log_softmax", "logsumexp"):
+        np.testing.assert_array_equal(getattr(fs, op)(S, backend="numba"),
+                                      getattr(fs, op)(S.astype("<f8"), backend="numba"))

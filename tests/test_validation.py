@@ -100,8 +100,10 @@ def test_softmax_family_bad_input(backend, op):
         f(np.zeros((2, 2)), 2, backend=backend)
     with pytest.raises(TypeError, match="axis must be an integer"):
         f(np.zeros((2, 2)), 1.0, backend=backend)
-    with pytest.raises(ValueError, match="S must have at least 1 dimension"):
-        f(np.float64(1.0), backend=backend)
+    with pytest.raises(ValueError, match="axis=2 is out of range"):
+        f(np.float64(1.0), 2, backend=backend)  # a 0-d S has one axis, -1 or 0
+    with pytest.raises(ValueError, match="S has no entries along axis"):
+        f(np.zeros(0), None, backend=backend)
     with pytest.raises(ValueError, match="S has no entries along axis 1"):
         f(np.zeros((2, 0)), backend=backend)
     with pytest.raises(TypeError, match="S must be a real floating"):

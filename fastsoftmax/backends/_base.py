@@ -85,6 +85,11 @@ class Backend:
                 "device": self.device, "reason": ""}
 
     # -- checks ------------------------------------------------------------
+    def check_input(self, a, name):
+        """Refuse (``TypeError``/``ValueError`` naming ``name``) an input this
+        backend cannot hold faithfully, before it is converted. Nothing to refuse
+        here; the JAX backend refuses float64 when JAX's 64-bit mode is off."""
+
     def check_values(self, **arrays):
         _validate.check_values(self.xp, **arrays)
 

@@ -51,8 +51,9 @@ NVRTC_OPTIONS = ("--std=c++17",)
 # ``-ftz=true`` after the caller's options (on every compile: the kernels must
 # be right with it), ``compile_using_nvrtc`` adds
 # ``--device-as-default-execution-space`` (CuPy 14.2: on every non-jitify CUDA
-# compile), and the arch is the device's (``-arch=sm_90`` on an H100/H200). ``-ftz=true`` flushes float32
-# subnormal results to zero: a float32 exp below ~1.2e-38 counts as 0.
+# compile), and the arch is the device's (``-arch=sm_90`` on an H100/H200).
+# ``-ftz=true`` flushes float32 subnormal results to zero: a float32 exp below
+# ~1.2e-38 counts as 0.
 # tests/test_cuda_sources.py compiles with these (nvcc spells them the same,
 # except the execution-space one, which nvcc lacks and which only matters to a
 # function left unannotated: nvcc without it is the stricter check).

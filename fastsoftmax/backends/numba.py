@@ -63,6 +63,12 @@ def load():
         raise BackendUnavailableError(
             f"Numba cannot be imported ({_IMPORT_ERROR}); install it with "
             "'pip install numba'")
+    if numba.config.DISABLE_JIT:
+        # The kernels would run as Python loops (thousands of times slower), and
+        # the vectorised exp/log exist only as compiled overloads.
+        raise BackendUnavailableError(
+            "NUMBA_DISABLE_JIT is set, so Numba compiles nothing and the numba "
+            "kernels cannot run; unset it (or pick backend='numpy')")
     import array_api_compat.numpy as xp
 
     return NumbaBackend("numba", xp, version=numba.__version__,
@@ -229,7 +235,8 @@ if _IMPORT_ERROR is None:
         total[n_grad + 1] += t_w
 
     @jit
-    def _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects):
+    def _narrow_chunk(X, y, W, b, w, use_w, wscale, need_grad, c, per_chunk, partial,
+                      suspects):
         """Chunk ``c`` (rows ``c*per_chunk`` on) of the narrow kernel, into
         ``partial[c]`` and ``suspects[c]``."""
         n, d = X.shape
@@ -238,11 +245,16 @@ if _IMPORT_ERROR is None:
         n_acc = dk + k + 2
         lo = c * per_chunk
         hi = min(n, lo + per_chunk)
+        zero = X.dtype.type(0)
+        one = X.dtype.type(1)
+        inf = X.dtype.type(np.inf)
+        nan = X.dtype.type(np.nan)
         # Block buffers, laid out (feature or class, row): inner loops run over rows.
         xt = np.empty((d, BLOCK), X.dtype)
         s = np.empty((k, BLOCK), X.dtype)
         mx = np.empty(BLOCK, X.dtype)
         tot = np.empty(BLOCK, X.dtype)
+        tie = np.empty(BLOCK, X.dtype)
         zy = np.empty(BLOCK, X.dtype)
         cw = np.empty(BLOCK, X.dtype)
         yl = np.empty(BLOCK, np.int64)
@@ -272,12 +284,14 @@ if _IMPORT_ERROR is None:
             if use_w:
                 for r in range(m):
                     v = w[i0 + r]
-                    cw[r] = v
+                    # w_i / sum(w), formed in float64: subnormal or huge float32
+                    # weights keep their ratios (as the reference's float64 sum).
+                    cw[r] = np.float64(v) * wscale
                     probe[r] += v - v
                     bad[r] |= np.int64(v < 0)
             else:
                 for r in range(m):
-                    cw[r] = 1.0
+                    cw[r] = one
             for j in range(k):
                 bj = b[j]
                 for r in range(m):
@@ -295,27 +309,39 @@ if _IMPORT_ERROR is None:
                     mx[r] = v if v > mx[r] else mx[r]
             for r in range(m):
                 v = mx[r]
-                mx[r] = v if v - v == 0 else 0.0  # overflowed scores: shift by 0
-                tot[r] = 0.0
-                zy[r] = 0.0
+                mx[r] = v if v - v == 0 else zero  # overflowed scores: shift by 0
+                tot[r] = zero
+                tie[r] = zero
+                zy[r] = zero
+            # tot: the exps of all but the maximal entries (exp == 1); tie: how
+            # many are maximal. lse - m = log1p(tot + tie - 1) keeps the relative
+            # accuracy of a tiny loss (a confident, correct row).
             for j in range(k):
                 for r in range(m):
                     z = s[j, r] - mx[r]
                     e = _exp(z)
                     s[j, r] = e
-                    tot[r] += e
+                    top = e == one
+                    tot[r] += zero if top else e
+                    tie[r] += one if top else zero
                     zy[r] = z if yl[r] == j else zy[r]
             for r in range(m):
-                lt[r] = _log(tot[r])
+                u = tot[r] + tie[r]
+                iu = one / u
+                lu = _log(u)
+                fix = (tot[r] + (tie[r] - one) - (u - one)) * iu  # log1p's correction
+                lt[r] = lu + fix if (u > zero and u < inf) else lu
+                # 1/sum for the gradient; NaN where a score is +inf (softmax is NaN).
+                tot[r] = iu if u < inf else nan
             for r in range(m):
                 acc_loss[r] += cw[r] * (lt[r] - zy[r])
                 acc_w[r] += cw[r]
             if need_grad:
                 for r in range(m):
-                    tot[r] = cw[r] / tot[r]
+                    tot[r] = cw[r] * tot[r]
                 for j in range(k):
                     for r in range(m):
-                        g = s[j, r] * tot[r] - (cw[r] if yl[r] == j else 0.0)
+                        g = s[j, r] * tot[r] - (cw[r] if yl[r] == j else zero)
                         s[j, r] = g
                         acc[dk + j, r] += g
                 for t in range(d):
@@ -355,27 +381,30 @@ if _IMPORT_ERROR is None:
         return out, suspect
 
     @pjit
-    def _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
+    def _loss_gradient_narrow_kernel(X, y, W, b, w, use_w, wscale, need_grad, n_chunks):
         """Unnormalised sums over rows, in float64, and a suspicion flag.
 
         Returns ``(acc, suspect)``: ``acc[:D*K]`` is ``sum_i c_i x_i (p_i - e_yi)``
         (row-major D x K), ``acc[D*K:D*K+K]`` is ``sum_i c_i (p_i - e_yi)``, then
-        ``sum_i c_i l_i`` and ``sum_i c_i`` with ``c_i = w_i`` (1 unweighted).
-        ``suspect`` is non-zero when some ``X``/``w`` is not finite, a label is
-        outside ``[0, K)`` or a weight is negative.
+        ``sum_i c_i l_i`` and ``sum_i c_i`` with ``c_i = w_i * wscale`` (1
+        unweighted). ``suspect`` is non-zero when some ``X``/``w`` is not finite,
+        a label is outside ``[0, K)`` or a weight is negative.
         """
         partial, suspects, per_chunk = _narrow_outputs(X, W, n_chunks)
         for c in prange(n_chunks):
-            _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
+            _narrow_chunk(X, y, W, b, w, use_w, wscale, need_grad, c, per_chunk, partial,
+                          suspects)
         return _narrow_sum(partial, suspects)
 
     @jit
-    def _loss_gradient_narrow_serial_kernel(X, y, W, b, w, use_w, need_grad, n_chunks):
+    def _loss_gradient_narrow_serial_kernel(X, y, W, b, w, use_w, wscale, need_grad,
+                                            n_chunks):
         """The same chunks in one thread, for small N: waking a thread pool costs
         more than the work. Bit-identical to the parallel kernel."""
         partial, suspects, per_chunk = _narrow_outputs(X, W, n_chunks)
         for c in range(n_chunks):
-            _narrow_chunk(X, y, W, b, w, use_w, need_grad, c, per_chunk, partial, suspects)
+            _narrow_chunk(X, y, W, b, w, use_w, wscale, need_grad, c, per_chunk, partial,
+                          suspects)
         return _narrow_sum(partial, suspects)
 
     # -- row kernels: one row of K scores at a time ---------------------------
@@ -386,8 +415,8 @@ if _IMPORT_ERROR is None:
     ROWS_PER_TASK = 64
 
     @jit
-    def _row_shift(S, b, i):
-        """Max of ``S[i] + b``, or 0 when not finite; and a NaN probe of the row."""
+    def _row_max(S, b, i):
+        """Max of ``S[i] + b`` (NaN only when ``S[i, 0]`` is), and a NaN probe."""
         zero = S.dtype.type(0)
         mx = S[i, 0] + b[0]
         probe = zero
@@ -395,33 +424,61 @@ if _IMPORT_ERROR is None:
             v = S[i, j] + b[j]
             probe += v - v
             mx = v if v > mx else mx
-        return (mx if mx - mx == 0 else zero), probe
+        return mx, probe
+
+    @jit
+    def _row_shift(S, b, i):
+        """Max of ``S[i] + b``, or 0 when not finite; and a NaN probe of the row."""
+        mx, probe = _row_max(S, b, i)
+        return (mx if mx - mx == 0 else S.dtype.type(0)), probe
 
     @jit
     def _row_exp(S, b, i, mx, out):
-        """``out[:] = exp(S[i] + b - mx)`` (vectorised); returns the sum."""
+        """``out[:] = exp(S[i] + b - mx)`` (vectorised). Returns ``(rest, total)``:
+        the sum over all entries but one maximal one (``exp == 1``), and over all."""
         k = S.shape[1]
         for j in range(k):
             out[j] = _exp(S[i, j] + b[j] - mx)
-        tot = S.dtype.type(0)
+        zero = S.dtype.type(0)
+        one = S.dtype.type(1)
+        tot = zero
+        tie = zero
         for j in range(k):
-            tot += out[j]
-        return tot
+            e = out[j]
+            top = e == one
+            tot += zero if top else e
+            tie += one if top else zero
+        return tot + (tie - one), tot + tie
+
+    @jit
+    def _log1p_sum(rest, u, one):
+        """``log1p(rest)`` from ``u``, a sum equal to ``1 + rest`` up to rounding
+        (``u - 1`` is exact): ``log(u)`` plus the first-order correction, as fdlibm's
+        log1p. ``u`` is 0 (fully masked), ``inf`` or NaN in the special rows."""
+        lu = _log(u)
+        fix = (rest - (u - one)) / u
+        return lu + fix if (u > 0 and u < np.inf) else lu
 
     @pjit
     def _softmax_rows_kernel(S, out, log):
-        """``out[i] = softmax(S[i])`` (or ``log_softmax`` when ``log``), per row."""
+        """``out[i] = softmax(S[i])`` (or ``log_softmax`` when ``log``), per row.
+
+        softmax shifts by the raw maximum: a row without a finite one (``+inf``
+        present, all ``-inf``) or holding NaN becomes all NaN, as SciPy's."""
         n, k = S.shape
         b = np.zeros(k, S.dtype)
+        one = S.dtype.type(1)
         for i in prange(n):
-            mx, _ = _row_shift(S, b, i)
-            tot = _row_exp(S, b, i, mx, out[i])
             if log:
-                lt = _log(tot)
+                mx, _ = _row_shift(S, b, i)
+                rest, u = _row_exp(S, b, i, mx, out[i])
+                lt = _log1p_sum(rest, u, one)
                 for j in range(k):
                     out[i, j] = (S[i, j] - mx) - lt
             else:
-                inv = 1 / tot
+                mx, _ = _row_max(S, b, i)
+                rest, u = _row_exp(S, b, i, mx, out[i])
+                inv = one / u
                 for j in range(k):
                     out[i, j] *= inv
 
@@ -429,12 +486,14 @@ if _IMPORT_ERROR is None:
     def _logsumexp_rows_kernel(S, out):
         n, k = S.shape
         b = np.zeros(k, S.dtype)
+        one = S.dtype.type(1)
         n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
         for t in prange(n_tasks):
             scratch = np.empty(k, S.dtype)
             for i in range(t * ROWS_PER_TASK, min(n, (t + 1) * ROWS_PER_TASK)):
                 mx, _ = _row_shift(S, b, i)
-                out[i] = mx + _log(_row_exp(S, b, i, mx, scratch))
+                rest, u = _row_exp(S, b, i, mx, scratch)
+                out[i] = mx + _log1p_sum(rest, u, one)
 
     @jit
     def _cross_entropy_rows(S, b, y, w, use_w, scale, probe_scores, need_grad, dS,
@@ -445,19 +504,22 @@ if _IMPORT_ERROR is None:
         ``suspect[i]`` flags a label outside ``[0, K)``, a negative or non-finite
         weight and, with ``probe_scores``, a non-finite score."""
         k = S.shape[1]
+        one = S.dtype.type(1)
         for i in range(lo, hi):
             lab = np.int64(y[i])
-            c = scale * w[i] if use_w else scale
-            flag = (np.int64(lab < 0) | np.int64(lab >= k) | np.int64(c < 0)
-                    | np.int64(c != c))
+            wi = w[i] if use_w else one
+            c = scale * wi
+            flag = (np.int64(lab < 0) | np.int64(lab >= k) | np.int64(wi < 0)
+                    | np.int64(wi - wi != 0))
             mx, probe = _row_shift(S, b, i)
             zy = S[i, lab] + b[lab] - mx if flag == 0 else S.dtype.type(0)
             e = dS[i] if need_grad else scratch
-            tot = _row_exp(S, b, i, mx, e)
-            rowloss[i] = c * (_log(tot) - zy)
+            rest, u = _row_exp(S, b, i, mx, e)
+            rowloss[i] = c * (_log1p_sum(rest, u, one) - zy)
             suspect[i] = flag | (np.int64(probe != probe) if probe_scores else 0)
             if need_grad:
-                inv = c / tot
+                # softmax is NaN on a row holding +inf (u = inf), as the reference's.
+                inv = c / u if u < np.inf else S.dtype.type(np.nan)
                 for j in range(k):
                     e[j] *= inv
                 if flag == 0:
@@ -531,19 +593,27 @@ class NumbaBackend(Backend):
     def _cross_entropy(self, S, y, reduction, sample_weight, need_grad, check):
         S = np.ascontiguousarray(S)
         n, k = S.shape
+        labels = _kernel_labels(y)
         use_w = sample_weight is not None
-        w = sample_weight if use_w else np.ones(1, S.dtype)
-        if reduction == "mean":
-            total = float(np.sum(w, dtype=np.float64)) if use_w else float(n)
-            if check and not total > 0:
+        if use_w:
+            total = float(np.sum(sample_weight, dtype=np.float64))
+            if check and not total > 0:  # NaN, or no positive weight: say which
                 self.check_values(y=y, n_classes=k, sample_weight=sample_weight)
-            scale = S.dtype.type(1.0 / total)
+        scale = S.dtype.type(1.0)
+        if not use_w:
+            w = np.ones(1, S.dtype)
+            if reduction == "mean":
+                scale = S.dtype.type(1.0 / n)
+        elif reduction == "mean":
+            # w_i / sum(w) in float64, as the reference: the weights' scale is free.
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = (sample_weight.astype(np.float64) / total).astype(S.dtype)
         else:
-            scale = S.dtype.type(1.0)
+            w = sample_weight
         rowloss = np.empty(n, S.dtype)
         suspect = np.empty(n, np.int8)
         dS = np.empty_like(S) if need_grad else np.empty((0, k), S.dtype)
-        _cross_entropy_rows_kernel(S, np.zeros(k, S.dtype), y, w, use_w, scale, False,
+        _cross_entropy_rows_kernel(S, np.zeros(k, S.dtype), labels, w, use_w, scale, False,
                                    need_grad, dS, rowloss, suspect)
         if check and suspect.any():
             self.check_values(y=y, n_classes=k, sample_weight=sample_weight)
@@ -572,23 +642,31 @@ class NumbaBackend(Backend):
         k = W.shape[1]
         dtype = X.dtype
         W = np.ascontiguousarray(W)
+        labels = _kernel_labels(y)
         use_w = sample_weight is not None
-        w = sample_weight if use_w else np.ones(1, dtype)
+        w, wscale = np.ones(1, dtype), 1.0
+        if use_w:
+            w = sample_weight
+            total = float(np.sum(w, dtype=np.float64))
+            if check and not total > 0:
+                self.check_values(sample_weight=sample_weight)
+            wscale = 1.0 / total if total > 0 else np.nan
         if _regime(d, k) == "narrow":
             kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
                       else _loss_gradient_narrow_serial_kernel)
-            acc, suspect = kernel(X, y, W, b, w, use_w, need_grad, _n_chunks(n))
+            acc, suspect = kernel(X, labels, W, b, w, use_w, wscale, need_grad, _n_chunks(n))
             dW_sum = acc[:d * k].reshape(d, k)
             db_sum = acc[d * k:d * k + k]
             loss_sum, wsum = acc[d * k + k], acc[d * k + k + 1]
         else:
             dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
-                X, y, W, b, w, use_w, need_grad, stop_on_suspect=check)
+                X, labels, W, b, w, use_w, wscale, need_grad, stop_on_suspect=check)
         if check and (suspect or not wsum > 0):
             # The kernel saw something wrong; the generic check says what (and raises).
             self.check_values(X=X, y=y, n_classes=k, sample_weight=sample_weight)
         W64 = W.astype(np.float64, copy=False)
-        loss = np.asarray(loss_sum / wsum + 0.5 * reg * float(np.sum(W64 * W64)), dtype=dtype)
+        penalty = 0.5 * reg * float(np.sum(W64 * W64)) if reg != 0 else 0.0  # as _penalty
+        loss = np.asarray(loss_sum / wsum + penalty, dtype=dtype)
         if not need_grad:
             return (loss,)
         dW = (dW_sum / wsum + reg * W64).astype(dtype)
@@ -596,7 +674,16 @@ class NumbaBackend(Backend):
         return loss, dW, db
 
 
-def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False):
+def _kernel_labels(y):
+    """Labels as the kernels take them: int32 and int64 as they are, every other
+    integer dtype as int64 (one compiled specialisation per dtype costs seconds;
+    uint64 labels >= 2**63 wrap to negative ones, which are out of range too)."""
+    if y.dtype in (np.int32, np.int64):
+        return y
+    return y.astype(np.int64)
+
+
+def _loss_gradient_tiled(X, y, W, b, w, use_w, wscale, need_grad, stop_on_suspect=False):
     """The wide regime: BLAS for the two products, a row kernel in between.
 
     Walks ``X`` in tiles of rows sized so one score tile is ``TILE_BYTES``;
@@ -614,6 +701,7 @@ def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False)
     dW = np.zeros((d, k), np.float64)
     db = np.zeros(k, np.float64)
     loss = 0.0
+    wsum = 0.0 if use_w else float(n)
     flagged = False
     b = b.astype(dtype, copy=False)
     for i0 in range(0, n, tile):
@@ -621,8 +709,13 @@ def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False)
         m = i1 - i0
         Xt, St, Gt = X[i0:i1], scores[:m], dscores[:m]
         np.matmul(Xt, W, out=St)
-        _cross_entropy_tile_kernel(St, b, y[i0:i1], w[i0:i1] if use_w else w, use_w,
-                                   need_grad, Gt, rowloss, suspect)
+        wt = w
+        if use_w:  # w_i / sum(w), formed in float64 as the narrow kernel does
+            with np.errstate(invalid="ignore"):
+                wt = (w[i0:i1].astype(np.float64) * wscale).astype(dtype)
+            wsum += float(np.sum(wt, dtype=np.float64))
+        _cross_entropy_tile_kernel(St, b, y[i0:i1], wt, use_w, need_grad, Gt, rowloss,
+                                   suspect)
         loss += float(np.sum(rowloss[:m], dtype=np.float64))
         if suspect[:m].any():
             flagged = True
@@ -631,5 +724,4 @@ def _loss_gradient_tiled(X, y, W, b, w, use_w, need_grad, stop_on_suspect=False)
         if need_grad:
             dW += Xt.T @ Gt
             db += np.sum(Gt, axis=0, dtype=np.float64)
-    wsum = float(np.sum(w, dtype=np.float64)) if use_w else float(n)
     return dW, db, loss, wsum, int(flagged)

@@ -23,10 +23,13 @@ class TorchBackend(Backend):
             return a
         a = to_numpy(a)
         if a.dtype.kind == "u" and a.dtype.itemsize > 1:
-            # torch has no min/max/compare kernels for uint16..uint64: widen labels.
+            # torch has no min/max/compare kernels for uint16..uint64: widen labels,
+            # saturating uint64 (a label >= 2**63 must stay out of range, not wrap).
+            if a.dtype.itemsize == 8:
+                a = np.minimum(a, np.iinfo(np.int64).max)
             a = a.astype(np.int64)
-        elif not a.flags.writeable:
-            a = a.copy()  # torch cannot wrap read-only memory safely
+        elif not a.flags.writeable or any(st < 0 for st in a.strides):
+            a = a.copy()  # torch cannot wrap read-only memory nor negative strides
         return self.xp.asarray(a)
 
 

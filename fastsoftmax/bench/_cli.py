@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 
-from ..cli import _int_at_least
+from .._cliutil import int_at_least, output_path
 from ._rows import OPS, PEERS
 
 _DTYPES = ("float32", "float64")
@@ -65,9 +64,10 @@ worker process of its own, cell by cell, so no library's state skews another's
 times). Per cell: the
 median and min of --repeat timed repeats after a warm-up call (reported
 separately as 'first call'), rows/s, GB/s of the input read once, the time
-relative to the numpy backend and to a floor measured in the same run
-(max of a streaming read of the input and one exp pass over N x K), and a
-cross-check of every row's result against the numpy backend."""
+relative to the numpy backend, to a floor measured in the same run (one
+streaming read of the input on every core: a true lower bound) and to one
+NumPy exp pass over N x K (a yardstick, not a bound), and a cross-check of
+every row's result against the numpy backend."""
 
 EPILOG = """\
 examples:
@@ -104,7 +104,7 @@ def add_bench_parser(subparsers):
                    default="all",
                    help=f"peers to time: {', '.join(PEERS)}, all or none (default all; "
                         "those not installed are skipped with a note)")
-    p.add_argument("--repeat", type=_int_at_least(1), default=7,
+    p.add_argument("--repeat", type=int_at_least(1), default=7,
                    help="timed repeats per cell after the warm-up (default 7)")
     p.add_argument("--quick", action="store_true",
                    help="a small sweep (sizes 1e3..1e6, no memory measurement) that "
@@ -116,24 +116,17 @@ def add_bench_parser(subparsers):
                    help="run every row in this process instead of one worker process per "
                         "row (quicker to start; the rows then share the allocator and thread "
                         "pools, which skews their times)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seed of the spiral (default 0)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the machine, the library versions and every cell as JSON")
     p.add_argument("--plot", metavar="PATH", default=None,
                    help="write a PNG: log-log time vs N per op and shape, one line per row")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (it is shown only on a terminal anyway)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar over the cells on stderr (default: only when "
+                        "stderr is a terminal)")
     p.set_defaults(run=run_bench_command)
     return p
-
-
-def _check_output(path, what):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OSError(f"cannot write the {what} {path}: no directory {folder}")
-    if not os.access(folder, os.W_OK):
-        raise OSError(f"cannot write the {what} {path}: {folder} is not writable")
 
 
 def config_from_args(args):
@@ -151,7 +144,7 @@ def config_from_args(args):
     return BenchConfig(ops=ops, sizes=sizes, classes=args.classes, features=args.features,
                        dtypes=args.dtype, backends=backends, peers=peers, repeat=args.repeat,
                        memory=memory, quick=args.quick, seed=args.seed,
-                       isolate=not args.in_process, progress=not args.no_progress)
+                       isolate=not args.in_process, progress=args.progress)
 
 
 def run_bench_command(args):
@@ -160,12 +153,12 @@ def run_bench_command(args):
 
     config = config_from_args(args)
     if args.json is not None:
-        _check_output(args.json, "JSON file")
+        args.json = output_path(args.json, "--json")
     if args.plot is not None:
-        _check_output(args.plot, "plot")
         from ..plotting import _import_figure
 
         _import_figure()  # fail before measuring, not after
+        args.plot = output_path(args.plot, "--plot", plot=True)
     result = run_bench(config, echo=True)
     argv = getattr(args, "argv", None)
     result["command"] = " ".join(["fastsoftmax", *(sys.argv[1:] if argv is None else argv)])

@@ -19,14 +19,18 @@ converted to their own arrays before timing. Per cell:
   once (``X`` and ``y``; the scores ``S`` (and ``y``) for ``softmax`` and
   ``cross_entropy_gradient``) / ``median_s``. ``train`` counts ``steps`` passes.
 * ``ratio_to_numpy = median_s / median_s of the numpy backend`` in the same cell.
-* ``ratio_to_floor = median_s / floor_s``, ``floor_s = max(read_s, exp_s)``:
-  the best time, measured in this run on this machine, to stream the op's input
-  once (``np.add.reduce``) and to run one SIMD ``np.exp`` pass over an N x K
-  array (preallocated, ``out=``), each the best of a single NumPy thread and of
-  all usable cores in threads (NumPy releases the GIL). No softmax classifier
-  can beat both; ``train`` multiplies the floor by ``steps``. Rows on a CuPy
-  device use a device floor instead (a device copy of the input and a CuPy
-  ``exp`` pass).
+* ``ratio_to_floor = median_s / floor_s``, ``floor_s = read_s``: the best
+  time, measured in this run on this machine, to stream the op's input once
+  (``np.add.reduce`` over its memory), the best of a single NumPy thread and of
+  all usable cores in threads (NumPy releases the GIL). Every implementation
+  must read its input at least once, so the floor is a true lower bound;
+  ``train`` multiplies it by ``steps``.
+* ``ratio_to_exp_pass = median_s / exp_pass_s``: a yardstick, not a bound --
+  one NumPy SIMD ``np.exp`` pass over an N x K array (preallocated, ``out=``),
+  single thread or all cores, whichever is faster. A row with a faster
+  vectorised exp on every core (numba's) can beat it.
+  Rows on a CuPy device use device measurements instead (a ``cupy.sum`` read
+  of the input; a ``cupy.exp`` pass).
 * The cross-check: every row's result (from its warm-up call) is compared with
   the ``numpy`` backend's result in float64 on the same numbers (float32 cells
   are cast up) at the dtype's tolerance (``TOL``); ``max_rel_err`` is the
@@ -53,10 +57,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._cliutil import UsageError, gib, meminfo
 from ._report import BUSY, format_block, format_header
-from ._rows import PEERS, BackendRow, make_data, make_row, rel_err
+from ._rows import PEERS, BackendRow, make_data, make_row, points_per_class, rel_err
 
-SCHEMA = "fastsoftmax-bench/1"
+SCHEMA = "fastsoftmax-bench/2"  # 2: floor_s is the read alone; exp_pass_s apart
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 QUICK_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 TOL = {"float64": 1e-8, "float32": 1e-3}
@@ -85,7 +90,7 @@ class BenchConfig:
     target_s: float = 0.02
     quiet_s: float = 0.3  # see Quiet
     isolate: bool = True  # every named row in a worker process of its own (see _worker)
-    progress: bool = True
+    progress: bool | None = None  # None: a bar when stderr is a terminal
     extra_rows: list = field(default_factory=list)  # Row objects (run in this process)
 
     def as_json(self):
@@ -210,7 +215,7 @@ def _best(fn, repeat=5, target_s=0.005):
 
 
 class Floors:
-    """The machine's floor for a pass over the data, measured in this run."""
+    """The machine's floor (a read of the input) and the exp yardstick, measured in this run."""
 
     def __init__(self):
         try:
@@ -244,29 +249,30 @@ class Floors:
 
     def exp(self, n, k, dtype):
         """Best time of one ``np.exp`` pass over an N x K array into a preallocated one."""
-        A = (-4.0 * self._rng.random((n, k))).astype(dtype)
+        A = np.empty((n, k), dtype)  # two N x K arrays, no temporaries (see shape_bytes)
+        self._rng.random(out=A, dtype=A.dtype)
+        A *= -4.0
         B = np.empty_like(A)
         parts = [lambda a=a, b=b: np.exp(a, out=b)
                  for a, b in zip(self._chunks(A), self._chunks(B))]
         return self._both(lambda: np.exp(A, out=B), parts)
 
 
-def _cupy_copy(src):
-    """Device floor for CuPy rows: the best time of a device-to-device copy of ``src``."""
+def _cupy_read(src):
+    """Device floor for CuPy rows: the best time of a ``cupy.sum`` read of ``src``."""
     import cupy
 
     stream = cupy.cuda.get_current_stream()
-    a = cupy.asarray(src)
-    buf = cupy.empty_like(a)
+    a = cupy.asarray(src).reshape(-1)
 
-    def copy():
-        cupy.copyto(buf, a)
+    def read():
+        cupy.sum(a)
         stream.synchronize()
-    return _best(copy)
+    return _best(read)
 
 
 def _cupy_exp(n, k, dtype):
-    """Device floor for CuPy rows: the best time of one ``cupy.exp`` pass over N x K."""
+    """Device yardstick for CuPy rows: the best time of one ``cupy.exp`` pass over N x K."""
     import cupy
 
     stream = cupy.cuda.get_current_stream()
@@ -292,17 +298,6 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _meminfo(key):
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def machine_info():
     try:
         usable = len(os.sched_getaffinity(0))
@@ -314,7 +309,7 @@ def machine_info():
         load = None
     return {"load_average_at_start": load,
         "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
-        "memory_bytes": _meminfo("MemTotal"), "platform": platform.platform(),
+        "memory_bytes": meminfo("MemTotal"), "platform": platform.platform(),
         "machine": platform.machine(), "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
     }
@@ -407,16 +402,35 @@ def resolve_rows(config):
     return rows, [r.info() for r in all_rows], notes
 
 
-def _shape_bytes(n, k, d, dtype, ops, workers=0):
-    """A generous guess of the memory one shape needs (data, scores, temporaries).
+def shape_bytes(size, k, d, dtype, ops, workers=0):
+    """A generous guess of the peak memory one shape needs, and what it is made of.
 
-    Each worker process holds its own copy of the data (and the scores).
+    Covers every allocation the run makes for the shape: the data (``X``, ``y``,
+    ``W``, ``b``, and the scores ``S`` for the ops on scores), the exp floor's
+    two N x K arrays, the float64 reference (up to 12 N x K temporaries of the
+    numpy backend, on data cast up to float64) and, in each worker process,
+    its own copy of the data. ``size`` is the requested N; the spiral has
+    ``points_per_class(size, k) * k`` points, which can be far more.
+
+    Returns
+    -------
+    need : int
+        Bytes.
+    n : int
+        The points the shape really has.
     """
+    n = points_per_class(size, k) * k
     s = np.dtype(dtype).itemsize
     scores = any(op in _NEEDS_SCORES for op in ops)
-    per_nk = 12 + (2 if scores else 0)
-    data = n * d * s + 4 * n + (n * k * s if scores else 0)
-    return 3 * n * d * s + per_nk * n * k * s + 16 * n + workers * data
+    nk = n * k
+    data = n * d * s + 4 * n + 4 * d * k * s + (nk * s if scores else 0)
+    reference = 12 * nk * 8 + (n * d * 8 + (nk * 8 if scores else 0)) * (s != 8)
+    return data + max(2 * nk * s, reference) + workers * (data + 12 * nk * s), n
+
+
+def _too_big(need, n, k, d, dtype, available):
+    return (f"N={n:,} K={k} D={d} {dtype} needs about {gib(need)}, "
+            f"{gib(available)} available")
 
 
 def _input_bytes(op, data):
@@ -428,11 +442,11 @@ def _input_bytes(op, data):
 class _Progress:
     def __init__(self, total, enabled):
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        if enabled:
+            from tqdm import tqdm
+
             self.bar = tqdm(total=total, desc="bench", unit="cell", file=sys.stderr,
                             leave=False, dynamic_ncols=True)
 
@@ -467,7 +481,8 @@ def _cell_record(op, size, data, row):
             "device": row.device, "status": None, "reason": None, "warmup_s": None,
             "calls_per_repeat": None, "repeat": None, "times_s": None, "median_s": None,
             "min_s": None, "rows_per_s": None, "bytes": None, "gb_per_s": None,
-            "ratio_to_numpy": None, "floor_s": None, "ratio_to_floor": None, "check": None,
+            "ratio_to_numpy": None, "floor_s": None, "ratio_to_floor": None,
+            "exp_pass_s": None, "ratio_to_exp_pass": None, "check": None,
             "other_cpu": None}
 
 
@@ -577,6 +592,9 @@ def run_bench(config, *, echo=False):
     kept and ``result["interrupted"]`` is true.
     """
     rows, row_info, notes = resolve_rows(config)
+    shapes = [(dtype, k, d, size) for dtype in config.dtypes for k in config.classes
+              for d in config.features for size in sorted(config.sizes)]
+    too_big = _shapes_too_big(shapes, config, rows)
     started = _dt.datetime.now(_dt.timezone.utc)
     result = {
         "schema": SCHEMA, "created": started.isoformat(timespec="seconds"),
@@ -587,21 +605,16 @@ def run_bench(config, *, echo=False):
     }
     if echo:
         print(format_header(result), flush=True)
-    shapes = [(dtype, k, d, size) for dtype in config.dtypes for k in config.classes
-              for d in config.features for size in sorted(config.sizes)]
     progress = _Progress(len(shapes) * len(config.ops) * len(rows), config.progress)
     floors = Floors()
     t0 = time.perf_counter()
-    ctx = None
+    ctx = whole_run = None
     try:
         ctx = _Context(config, rows, progress)
         whole_run = ctx.meter.start()
-        available = _meminfo("MemAvailable")
         for dtype, k, d, size in shapes:
-            need = _shape_bytes(size, k, d, dtype, config.ops, len(ctx.workers))
-            if available is not None and need > 0.8 * available:
-                notes.append(f"skipped N={size:,} K={k} D={d} {dtype}: needs about "
-                             f"{need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available")
+            if (dtype, k, d, size) in too_big:
+                notes.append(f"skipped {too_big[(dtype, k, d, size)]}")
                 progress.update(len(config.ops) * len(rows))
                 continue
             data = make_data(size, k, d, dtype, seed=config.seed, reg=config.reg,
@@ -628,20 +641,58 @@ def run_bench(config, *, echo=False):
         progress.close()
         floors.close()
         if ctx is not None:
+            # Read before the workers end: once reaped, their CPU time lands in this
+            # process's RUSAGE_CHILDREN and would be subtracted twice.
+            if whole_run is not None:
+                result["machine"]["other_cpu"] = ctx.meter.others(
+                    whole_run, own_extra=ctx.workers_cpu_s())
             ctx.close()
     result["elapsed_s"] = time.perf_counter() - t0
-    if ctx is not None:
-        result["machine"]["other_cpu"] = ctx.meter.others(whole_run,
-                                                          own_extra=ctx.workers_cpu_s())
-    busy = [c for c in result["cells"] if (c["other_cpu"] or 0) > BUSY]
-    other = result["machine"].get("other_cpu")
-    if other is not None and other > BUSY:
-        notes.append(f"other processes used {other:.0%} of the CPUs during this run "
-                     f"({len(busy)} cells over {BUSY:.0%}): timings, above all of "
-                     f"multi-threaded rows, are unreliable; rerun on an idle machine")
+    note = busy_note(result)
+    if note:
+        notes.append(note)
     result["versions"] = library_versions()
     result["threads"] = thread_info()
     return result
+
+
+def _shapes_too_big(shapes, config, rows):
+    """The shapes that would not fit in the free memory, checked before any work.
+
+    Returns ``{shape: text}``; raises ``UsageError`` (one line, exit status 2)
+    when no shape fits -- there would be nothing to measure.
+    """
+    available = meminfo("MemAvailable")
+    if available is None:
+        return {}
+    workers = sum(1 for r in rows if not any(r is e for e in config.extra_rows)) \
+        if config.isolate else 0
+    out = {}
+    for dtype, k, d, size in shapes:
+        need, n = shape_bytes(size, k, d, dtype, config.ops, workers)
+        if need > 0.8 * available:
+            out[(dtype, k, d, size)] = _too_big(need, n, k, d, dtype, available)
+    if shapes and len(out) == len(shapes):
+        worst = min(out, key=lambda s: shape_bytes(s[3], s[1], s[2], s[0], config.ops)[0])
+        raise UsageError(f"too big for this machine's memory: {out[worst]}"
+                         + (f" (and {len(out) - 1} larger shape(s))" if len(out) > 1 else "")
+                         + "; try smaller --sizes, --classes or --features")
+    return out
+
+
+def busy_note(result):
+    """The closing note when other processes took more than ``BUSY`` of the CPUs --
+    over the whole run or during any cell's timing -- else None."""
+    timed = [c for c in result["cells"] if c["other_cpu"] is not None]
+    busy = [c for c in timed if c["other_cpu"] > BUSY]
+    other = result["machine"].get("other_cpu")
+    if not busy and not (other is not None and other > BUSY):
+        return None
+    whole = "unknown" if other is None else f"{other:.0%}"
+    return (f"a busy machine: other processes used {whole} of the CPUs over the run, and "
+            f"more than {BUSY:.0%} while {len(busy)} of {len(timed)} cells were timed "
+            f"(marked busy); those timings, above all of multi-threaded rows, are "
+            f"unreliable: rerun on an idle machine")
 
 
 def _measure_floors(floors, data, ops, rows):
@@ -652,21 +703,25 @@ def _measure_floors(floors, data, ops, rows):
         floor["read_S_s"] = floors.read(data.S)
     if any(r.kind == "backend" and r.name == "cupy" for r in rows):
         floor["device"]["cupy"] = {
-            "copy_X_s": _cupy_copy(data.X), "exp_s": _cupy_exp(data.n, data.k, data.dtype),
-            "copy_S_s": _cupy_copy(data.S) if floor["read_S_s"] is not None else None}
+            "read_X_s": _cupy_read(data.X), "exp_s": _cupy_exp(data.n, data.k, data.dtype),
+            "read_S_s": _cupy_read(data.S) if floor["read_S_s"] is not None else None}
     return floor
 
 
 def _floor_for(op, floor, row, passes):
-    read_key = "S" if op in _NEEDS_SCORES else "X"
+    """``(floor_s, exp_pass_s)`` of a cell: the read of its input (a true lower
+    bound) and one exp pass over N x K (a yardstick), ``passes`` times (the steps
+    of ``train``, the evaluations of ``fit``)."""
+    read_key = f"read_{'S' if op in _NEEDS_SCORES else 'X'}_s"
     if row.kind == "backend" and row.name == "cupy":
-        dev = floor["device"].get("cupy")
-        if not dev or dev[f"copy_{read_key}_s"] is None:
-            return None
-        return passes * max(dev[f"copy_{read_key}_s"], dev["exp_s"])
-    if not str(row.device).startswith("cpu"):
-        return None  # a device this run has no floor for
-    return passes * max(floor[f"read_{read_key}_s"], floor["exp_s"])
+        times = floor["device"].get("cupy")
+        if not times or times[read_key] is None:
+            return None, None
+    elif str(row.device).startswith("cpu"):
+        times = floor
+    else:
+        return None, None  # a device this run has no floor for
+    return passes * times[read_key], passes * times["exp_s"]
 
 
 def float64_data(data):
@@ -743,9 +798,12 @@ def _run_op(op, size, data, floor, rows, ctx, cells):
                 progress.update(1)
                 continue
             _fill(record, op, data, stats)
-            record["floor_s"] = _floor_for(op, floor, row, _passes(op, data, stats))
+            record["floor_s"], record["exp_pass_s"] = _floor_for(op, floor, row,
+                                                                 _passes(op, data, stats))
             if record["floor_s"]:
                 record["ratio_to_floor"] = record["median_s"] / record["floor_s"]
+            if record["exp_pass_s"]:
+                record["ratio_to_exp_pass"] = record["median_s"] / record["exp_pass_s"]
             if errors is None:
                 record["check"] = {"ok": None, "reason": "the numpy reference failed"}
             else:

@@ -84,7 +84,8 @@ def child(spec):
 
 def measure_memory(config, rows, notes, progress):
     """One fresh process per row at the largest size, for each (K, D, dtype) of the sweep."""
-    from ._engine import _meminfo, _shape_bytes
+    from .._cliutil import gib, meminfo
+    from ._engine import shape_bytes
 
     size = max(config.sizes)
     out = []
@@ -94,11 +95,11 @@ def measure_memory(config, rows, notes, progress):
     for dtype in config.dtypes:
         for k in config.classes:
             for d in config.features:
-                need, available = _shape_bytes(size, k, d, dtype, ["loss_gradient"]), \
-                    _meminfo("MemAvailable")
+                need, n = shape_bytes(size, k, d, dtype, ["loss_gradient"])
+                available = meminfo("MemAvailable")
                 if available is not None and need > 0.8 * available:
-                    notes.append(f"memory not measured for N={size:,} K={k} D={d} {dtype}: "
-                                 f"needs about {need / 2**30:.1f} GiB")
+                    notes.append(f"memory not measured for N={n:,} K={k} D={d} {dtype}: "
+                                 f"needs about {gib(need)}, {gib(available)} available")
                     continue
                 for row in rows:
                     spec = {"kind": row.kind, "name": row.name, "size": size, "k": k, "d": d,

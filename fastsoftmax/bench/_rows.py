@@ -101,11 +101,17 @@ class BenchData:
         return 0.01 * rng.standard_normal((self.d, self.k)).astype(self.dtype)
 
 
+def points_per_class(n_points, n_classes):
+    """The spiral's points per arm for a cell of about ``n_points`` points: at least one,
+    so a cell has ``n_classes`` points or more (``--classes 100000 --sizes 1e3``: 1e5)."""
+    return max(1, round(n_points / n_classes))
+
+
 def make_data(n_points, n_classes, n_features, dtype, *, seed=0, reg=1e-3, steps=200):
     """The spiral of about ``n_points`` points (``n_classes`` arms) and weights to match."""
     from ..datasets import make_spiral
 
-    n_per_class = max(1, round(n_points / n_classes))
+    n_per_class = points_per_class(n_points, n_classes)
     X, y = make_spiral(n_per_class, n_classes, n_features=n_features, shuffle=False,
                        seed=seed, dtype=dtype, backend="numpy")
     rng = np.random.default_rng(seed + 1)
@@ -208,6 +214,13 @@ class BackendRow(Row):
     def _load(self):
         from ..backends import BackendUnavailableError, get_backend
 
+        if self.name == "jax":  # float64 cells need JAX's 64-bit mode, as the jax-jit peer
+            try:
+                import jax
+
+                jax.config.update("jax_enable_x64", True)
+            except ImportError:
+                pass  # get_backend says why the row cannot run
         try:
             self._backend = get_backend(self.name)
         except BackendUnavailableError as exc:
@@ -223,6 +236,10 @@ class BackendRow(Row):
             import cupy
 
             cupy.cuda.get_current_stream().synchronize()
+        if any(compat.is_jax_array(v) for v in values):  # JAX dispatches asynchronously
+            import jax
+
+            jax.block_until_ready(values)
 
     def _prepare_loss_gradient(self, data):
         import fastsoftmax as fs

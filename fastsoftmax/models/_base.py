@@ -261,7 +261,11 @@ class BaseClassifier:
         self
         """
         reg, max_iter, tol = self._check_params()
-        be = get_backend(self.backend, like=X)
+        # For "auto": the score entries the fit will compute (N x K, K >= 2, per
+        # evaluation; L-BFGS needs some tens of evaluations, gradient descent max_iter).
+        evals = max_iter if self.solver != "lbfgs" else min(max_iter, 50)
+        rows = X.shape[0] if getattr(X, "ndim", 0) else len(X) if isinstance(X, list) else 1
+        be = get_backend(self.backend, like=X, work=evals * 2 * max(1, int(rows or 1)))
         X = self._check_X(be, X, fitting=True)
         n, d = X.shape
         classes, labels = self._encode_labels(be, y, n)
