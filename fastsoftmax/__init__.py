@@ -3,7 +3,9 @@
 One Array-API implementation of the linear softmax classifier -- scores, a
 stable softmax, cross-entropy with L2 regularisation and its gradient -- run on
 NumPy, on fused Numba CPU kernels or on CuPy, picked by ``backend=``,
-``--backend`` or ``$FASTSOFTMAX_BACKEND``.
+``--backend`` or ``$FASTSOFTMAX_BACKEND``; and the notebook's second half, the
+two-layer ReLU network (``TwoLayerNet``, ``net_loss_gradient``) with its
+hand-derived backprop, ``gradcheck`` and training diagnostics.
 
 Importing this package imports no optional library; a backend is loaded the
 first time it is used.
@@ -19,6 +21,8 @@ from ._api import (
     scores,
     softmax,
 )
+from ._api_net import net_loss_gradient, net_scores
+from ._gradcheck import GradcheckResult, gradcheck, rel_error
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -33,6 +37,7 @@ from .models import (
     NotFittedError,
     SoftmaxClassifier,
     TrainingDivergedError,
+    TwoLayerNet,
 )
 
 __version__ = "0.1.0"
@@ -57,4 +62,11 @@ __all__ = [
     "softmax",
     "to_numpy",
     "TrainingDivergedError",
+    # the two-layer network and the gradient check (issue 11)
+    "GradcheckResult",
+    "TwoLayerNet",
+    "gradcheck",
+    "net_loss_gradient",
+    "net_scores",
+    "rel_error",
 ]

@@ -73,9 +73,9 @@ def build_parser():
     train.add_argument("--solver", choices=("gd", "lbfgs"), default="gd",
                        help="gd: the notebook's gradient descent (default); lbfgs: SciPy's "
                             "L-BFGS-B to the optimum")
-    train.add_argument("--iters", type=int_at_least(1), default=200,
+    train.add_argument("--iters", type=int_at_least(1), default=None,
                        help="most iterations: gradient steps, or L-BFGS iterations "
-                            "(default 200)")
+                            "(default 200; 10000 for --model mlp)")
     train.add_argument("--tol", type=float_at_least(0.0), default=None,
                        help="stop when the largest gradient entry is <= TOL (default: 0 for "
                             "gd, which runs every step as the notebook; 1e-4 for lbfgs)")
@@ -97,6 +97,17 @@ def build_parser():
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="a progress bar on stderr for runs longer than a second "
                             "(default: only when stderr is a terminal and not with --json)")
+    # -- the model (issue 11: the case study's two-layer network) --
+    train.add_argument("--model", choices=("linear", "mlp"), default="linear",
+                       help="linear: the softmax classifier (default); mlp: a hidden layer of "
+                            "ReLUs, then softmax (TwoLayerNet; --iters defaults to 10000)")
+    train.add_argument("--hidden", type=int_at_least(1), default=None,
+                       help="hidden ReLU units of --model mlp (default 100)")
+    train.add_argument("--init-scale", type=float_at_least(0.0, strict=True), default=None,
+                       help="std of --model mlp's initial weights (default 0.01)")
+    train.add_argument("--diagnostics", action="store_true",
+                       help="--model mlp: record and print dead ReLUs, gradient norms and "
+                            "update/weight ratios (and plot them with --plot)")
     train.set_defaults(run=_run_train)
 
     backends = sub.add_parser("backends", help="list the backends and whether they are usable",
@@ -171,6 +182,7 @@ def _run_train(args):
 
         _import_figure()  # fail before training, not after
         plot = output_path(args.plot, "--plot", plot=True)
+    _mlp_defaults(args)  # --iters' default depends on --model
     n = args.n_per_class * args.classes
     # "auto" picks by the whole run's work: every step computes N x K scores.
     backend = get_backend(args.backend, work=args.iters * n * args.classes)
@@ -211,14 +223,18 @@ def _run_train(args):
             raise _Diverged(i, value)
         if bar is not None:
             bar.update(1)
-        if not args.json and args.print_every and i % args.print_every == 0:
+        if not args.json and args.print_every and i % args.print_every == 0 \
+                and not args.diagnostics:  # printed after fit, diagnostics beside the loss
             line = f"iteration {i}: loss {float(loss):f}"
             print(line) if bar is None else bar.write(line)
 
     tol = args.tol if args.tol is not None else (0.0 if args.solver == "gd" else 1e-4)
-    model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
-                              max_iter=args.iters, tol=tol, backend=backend,
-                              random_state=seed)
+    if args.model == "mlp":
+        model = _mlp_model(args, tol, backend, seed)
+    else:
+        model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
+                                  max_iter=args.iters, tol=tol, backend=backend,
+                                  random_state=seed)
     start = time.perf_counter()
     # A diverging run overflows on the way: NumPy's warnings would bury the one
     # line that says so.
@@ -233,8 +249,9 @@ def _run_train(args):
         finally:
             if bar is not None:
                 bar.close()
-        if not (np.all(np.isfinite(to_numpy(model.W_)))
-                and np.all(np.isfinite(to_numpy(model.b_)))):
+        fitted = ((model.W1_, model.b1_, model.W2_, model.b2_) if args.model == "mlp"
+                  else (model.W_, model.b_))
+        if not all(np.all(np.isfinite(to_numpy(a))) for a in fitted):
             raise RunFailed(_diverged_message(args, model.n_iter_, None))
         train_time = time.perf_counter() - start
         accuracy = model.score(X, y)
@@ -257,8 +274,10 @@ def _run_train(args):
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
             "plot": plot,
+            **_mlp_json(args, model),
         }))
     else:
+        _print_diagnostics(args, model)
         print(f"training accuracy: {accuracy:.2f}")
         if args.solver == "gd":
             print(f"({model.n_iter_} steps in {train_time:.3f} s; the first step, with any "
@@ -276,7 +295,63 @@ def _objective(model, X, y):
     """The training objective at the fitted weights (the loss after the last step)."""
     from ._api import loss
 
+    if _model_kind(model) == "mlp":
+        from ._api_net import net_loss_gradient
+
+        params = (model.W1_, model.b1_, model.W2_, model.b2_)
+        return float(net_loss_gradient(X, y, *params, reg=model.reg,
+                                       backend=model.backend_)[0])
     return float(loss(X, y, model.W_, model.b_, reg=model.reg, backend=model.backend_))
+
+
+# -- the two-layer network's options (issue 11) -------------------------------------
+def _model_kind(model):
+    return "mlp" if hasattr(model, "W1_") else "linear"
+
+
+def _mlp_defaults(args):
+    """Resolve the model-dependent defaults; mlp-only flags on the linear model are
+    a usage error, not silently ignored."""
+    if args.model == "linear":
+        for flag, value in (("--hidden", args.hidden), ("--init-scale", args.init_scale),
+                            ("--diagnostics", args.diagnostics or None)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --model mlp only")
+    if args.iters is None:
+        args.iters = 10_000 if args.model == "mlp" else 200  # the case study; the notebook
+
+
+def _mlp_model(args, tol, backend, seed):
+    from .models import TwoLayerNet
+
+    return TwoLayerNet(hidden=args.hidden or 100, solver=args.solver, lr=args.lr,
+                       reg=args.reg, max_iter=args.iters, tol=tol,
+                       init_scale=args.init_scale or 0.01, diagnostics=args.diagnostics,
+                       backend=backend, random_state=seed)
+
+
+def _mlp_json(args, model):
+    if args.model != "mlp":
+        return {"model": "linear"}
+    diagnostics = getattr(model, "diagnostics_", None)
+    if diagnostics is not None:  # strict JSON has no inf (a ratio over zero weights)
+        diagnostics = {key: [v if math.isfinite(v) else None for v in values]
+                       for key, values in diagnostics.items()}
+    return {"model": "mlp", "hidden": model.hidden, "init_scale": model.init_scale,
+            "diagnostics": diagnostics}
+
+
+def _print_diagnostics(args, model):
+    """The notebook's loss lines, each with the diagnostics of that evaluation."""
+    if not args.diagnostics or not args.print_every:
+        return
+    d = model.diagnostics_
+    for i in range(0, len(model.loss_history_), args.print_every):
+        print(f"iteration {i}: loss {model.loss_history_[i]:f}  "
+              f"dead ReLUs {100 * d['dead_fraction'][i]:3.0f}%  "
+              f"|dW1| {d['grad_norm_W1'][i]:.2e}  |dW2| {d['grad_norm_W2'][i]:.2e}  "
+              f"update/weight W1 {d['update_ratio_W1'][i]:.1e}  "
+              f"W2 {d['update_ratio_W2'][i]:.1e}")
 
 
 def _run_backends(args):

@@ -42,6 +42,10 @@ def _plane(X):
 def plot_training(model, X, y, path, *, title=None):
     """Write a PNG: decision regions with the data (left) and the loss curve (right).
 
+    A model with training diagnostics (``TwoLayerNet(diagnostics=True)``) gets a
+    second row: the fraction of dead ReLUs, the gradient norms and the
+    update-to-weight ratios of both layers, per evaluation.
+
     Parameters
     ----------
     model : fitted estimator (``loss_history_``: one loss per evaluation)
@@ -59,12 +63,15 @@ def plot_training(model, X, y, path, *, title=None):
     hi = coords.max(axis=0) + 1
     xx, yy = np.meshgrid(np.arange(lo[0], hi[0], h), np.arange(lo[1], hi[1], h))
     grid = np.c_[xx.ravel(), yy.ravel()]
-    regions = np.asarray(to_numpy(model.predict(to_features(grid).astype(model.W_.dtype))))
+    # float64 grid: predict casts it to the model's dtype
+    regions = np.asarray(to_numpy(model.predict(to_features(grid))))
     codes = np.searchsorted(model.classes_, regions).reshape(xx.shape)
     y_codes = np.searchsorted(model.classes_, y)
 
-    fig = Figure(figsize=(13, 5.5), layout="constrained")
-    ax_data, ax_loss = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    diagnostics = getattr(model, "diagnostics_", None)
+    fig = Figure(figsize=(13, 9.5 if diagnostics else 5.5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1]) if diagnostics else (fig, None)
+    ax_data, ax_loss = top.subplots(1, 2, width_ratios=[1.1, 1])
     k = len(model.classes_)
     colours = {"cmap": "Spectral", "vmin": 0, "vmax": max(1, k - 1)}  # regions = points
     ax_data.contourf(xx, yy, codes, levels=np.arange(k + 1) - 0.5, alpha=0.8, **colours)
@@ -85,7 +92,34 @@ def plot_training(model, X, y, path, *, title=None):
     ax_loss.set_ylabel("loss (cross-entropy + L2)")
     ax_loss.set_title(f"training loss: {history[0]:.4f} -> {history[-1]:.4f}")
     ax_loss.grid(True, alpha=0.3)
+    if diagnostics:
+        _plot_diagnostics(bottom, diagnostics)
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100)
     return path
+
+
+def _plot_diagnostics(subfig, d):
+    """The second row: dead ReLUs, gradient norms, update-to-weight ratios."""
+    ax_dead, ax_grad, ax_ratio = subfig.subplots(1, 3)
+    steps = np.arange(len(d["dead_fraction"]))
+    ax_dead.plot(steps, 100 * np.asarray(d["dead_fraction"]), color="C3")
+    ax_dead.set_ylim(-3, 103)
+    ax_dead.set_ylabel("% of hidden units")
+    ax_dead.set_title(f"dead ReLUs (active on no row): {100 * d['dead_fraction'][-1]:.0f}% "
+                      f"at the end")
+    for key, colour, label in (("grad_norm_W1", "C0", "|dW1|"), ("grad_norm_W2", "C1", "|dW2|")):
+        ax_grad.plot(steps, d[key], color=colour, label=label)
+    ax_grad.set_yscale("log")
+    ax_grad.set_title("gradient norms per layer")
+    for key, colour, label in (("update_ratio_W1", "C0", "W1"), ("update_ratio_W2", "C1", "W2")):
+        ax_ratio.plot(steps, d[key], color=colour, label=label)
+    ax_ratio.axhline(1e-3, color="k", linestyle=":", linewidth=1, label="1e-3 (healthy)")
+    ax_ratio.set_yscale("log")
+    ax_ratio.set_title("update / weight  (|step| / |W|)")
+    for ax in (ax_dead, ax_grad, ax_ratio):
+        ax.set_xlabel("evaluation")
+        ax.grid(True, alpha=0.3)
+    ax_grad.legend(loc="best", fontsize=8)
+    ax_ratio.legend(loc="best", fontsize=8)

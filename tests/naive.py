@@ -64,3 +64,23 @@ def loss_gradient(X, y, W, b, reg=0.0, sample_weight=None):
           for t in range(d)]
     db = [sum(dscores[i][j] for i in range(n)) for j in range(k)]
     return data + penalty, dW, db
+
+
+def net_loss_gradient(X, y, W1, b1, W2, b2, reg=0.0, sample_weight=None):
+    """``(loss, dW1, db1, dW2, db2)`` of the two-layer ReLU network, by loops."""
+    n, d, h, k = len(X), len(W1), len(b1), len(b2)
+    hidden = [[max(0.0, b1[u] + sum(X[i][t] * W1[t][u] for t in range(d))) for u in range(h)]
+              for i in range(n)]
+    S = scores(hidden, W2, b2)
+    data, dscores = cross_entropy_gradient(S, y, "mean", sample_weight)
+    penalty = 0.5 * reg * (sum(W1[t][u] ** 2 for t in range(d) for u in range(h))
+                           + sum(W2[u][j] ** 2 for u in range(h) for j in range(k)))
+    dW2 = [[sum(hidden[i][u] * dscores[i][j] for i in range(n)) + reg * W2[u][j]
+            for j in range(k)] for u in range(h)]
+    db2 = [sum(dscores[i][j] for i in range(n)) for j in range(k)]
+    dhidden = [[sum(dscores[i][j] * W2[u][j] for j in range(k)) if hidden[i][u] > 0 else 0.0
+                for u in range(h)] for i in range(n)]
+    dW1 = [[sum(X[i][t] * dhidden[i][u] for i in range(n)) + reg * W1[t][u] for u in range(h)]
+           for t in range(d)]
+    db1 = [sum(dhidden[i][u] for i in range(n)) for u in range(h)]
+    return data + penalty, dW1, db1, dW2, db2

@@ -18,7 +18,7 @@ ENV_VAR = "FASTSOFTMAX_BACKEND"
 # name -> module under fastsoftmax.backends that defines ``load() -> Backend``.
 # The order is the order of listings (fastest general-purpose CPU choice first).
 _MODULES = {
-    "numba": "numba",
+    "numba": "_numba_net",  # numba.py's backend plus the network's kernels
     "numpy": "numpy",
     "cupy": "cupy",
     "torch": "torch",

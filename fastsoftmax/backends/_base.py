@@ -148,6 +148,48 @@ class Backend:
         # NumPy reductions return scalars; the contract promises 0-d arrays.
         return self.xp.asarray(value) if isinstance(value, np.generic) else value
 
+    # -- the two-layer network (``_reference_net``; issue 11) -----------------
+    # Kept in one block: the maths lives in _reference_net, imported here on use;
+    # a backend with a fused kernel (numba, via _numba_net) overrides these.
+    def _net_reference(self, op, *args, **kwargs):
+        from . import _reference_net
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return getattr(_reference_net, op)(*args, xp=self.xp, **kwargs)
+
+    def _check_net(self, X, W1, b1, W2, b2, y=None, sample_weight=None):
+        self.check_values(X=X, y=y, n_classes=W2.shape[1], sample_weight=sample_weight)
+        xp = self.xp
+        for name, a in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
+            if not bool(xp.all(xp.isfinite(a))):
+                raise ValueError(f"{name} contains NaN or infinity")
+
+    def net_scores(self, X, W1, b1, W2, b2, *, check=True):
+        """Scores ``relu(X @ W1 + b1) @ W2 + b2`` of the two-layer network, (N, K)."""
+        if check:
+            self._check_net(X, W1, b1, W2, b2)
+        return self._net_reference("net_scores", X, W1, b1, W2, b2)
+
+    def net_loss(self, X, y, W1, b1, W2, b2, *, reg=0.0, sample_weight=None, check=True):
+        """The network's loss alone (a 0-d array)."""
+        if check:
+            self._check_net(X, W1, b1, W2, b2, y, sample_weight)
+        return self._zero_d(self._net_reference(
+            "net_loss", X, y, W1, b1, W2, b2, reg=reg, sample_weight=sample_weight))
+
+    def net_loss_gradient(self, X, y, W1, b1, W2, b2, *, reg=0.0, sample_weight=None,
+                          check=True):
+        """``(loss, dW1, db1, dW2, db2)`` of the two-layer network."""
+        if check:
+            self._check_net(X, W1, b1, W2, b2, y, sample_weight)
+        value, *grads = self._net_reference(
+            "net_loss_gradient", X, y, W1, b1, W2, b2, reg=reg, sample_weight=sample_weight)
+        return (self._zero_d(value), *grads)
+
+    def net_active_counts(self, X, W1, b1):
+        """Per hidden unit, the number of rows of ``X`` on which it fires: (H,) int64."""
+        return self._net_reference("net_active_counts", X, W1, b1)
+
 
 def to_numpy(a):
     """Any backend's array (or a nested sequence) as a NumPy array.

@@ -3,7 +3,8 @@ and what they share (``_base``)."""
 
 from ._base import ConvergenceWarning, DataConversionWarning, NotFittedError
 from ._linear import SoftmaxClassifier
+from ._net import TwoLayerNet
 from ._solvers import TrainingDivergedError
 
 __all__ = ["ConvergenceWarning", "DataConversionWarning", "NotFittedError",
-           "SoftmaxClassifier", "TrainingDivergedError"]
+           "SoftmaxClassifier", "TrainingDivergedError", "TwoLayerNet"]

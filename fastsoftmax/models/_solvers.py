@@ -161,3 +161,74 @@ def lbfgs(fun, params, *, be, max_iter, tol, callback=None, verbose=0):
     message = result.message if isinstance(result.message, str) else result.message.decode()
     return SolverResult(unpack(result.x), int(result.nit), len(history),
                         bool(result.status == 0), history, message)
+
+
+def sgd(fun, params, *, n_samples, batch_size, lr, momentum, max_iter, rng, tol=0.0,
+        n_iter_no_change=10, state=None, callback=None, verbose=0, print_every=10):
+    """Mini-batch stochastic gradient descent with (classical) momentum.
+
+    ``max_iter`` epochs; each epoch visits the ``n_samples`` rows once, in a
+    fresh random order drawn from ``rng``, in mini-batches of ``batch_size``
+    (the last one smaller). ``fun(params, rows) -> (loss, grads)`` evaluates the
+    objective on the rows ``rows`` (a host ``int64`` index array). The step is
+    the case study's momentum update, ``v = momentum * v - lr * g; p = p + v``
+    (``momentum=0`` is plain SGD).
+
+    ``state``, a dict, carries the velocities from one call to the next
+    (``partial_fit``): read from ``state["velocity"]`` when present, written back
+    at the end. With ``tol > 0``, training stops, converged, once the mean loss
+    of an epoch has not improved on the best by at least ``tol`` for
+    ``n_iter_no_change`` epochs in a row (scikit-learn's ``MLPClassifier`` rule).
+
+    ``loss_history`` holds the loss of every mini-batch; ``n_iter`` counts epochs.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If a mini-batch loss is NaN or infinite.
+    """
+    state = {} if state is None else state
+    velocity = state.get("velocity")
+    if velocity is None:
+        velocity = tuple(0 * p for p in params)
+    losses = []
+    best, stale = math.inf, 0
+    converged = False
+    n_iter = 0
+    step = 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(max_iter):
+            order = rng.permutation(n_samples)
+            epoch = []
+            for start in range(0, n_samples, batch_size):
+                rows = np.sort(order[start:start + batch_size])  # sorted: cache-friendly
+                loss, grads = fun(params, rows)
+                epoch.append(loss)
+                if callback is not None:
+                    callback(step, loss)
+                if verbose and print_every and step % print_every == 0:
+                    print(f"iteration {step}: loss {float(loss):f}")
+                velocity = tuple(momentum * v - lr * g for v, g in zip(velocity, grads))
+                params = tuple(p + v for p, v in zip(params, velocity))
+                step += 1
+            n_iter += 1
+            history = [float(v) for v in epoch]
+            for i, value in enumerate(history):
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"training diverged at iteration {len(losses) + i} (loss {value}); "
+                        f"try a smaller lr than {lr}", iteration=len(losses) + i, loss=value)
+            losses.extend(history)
+            if tol > 0:
+                mean = sum(history) / len(history)
+                if mean > best - tol:
+                    stale += 1
+                else:
+                    stale = 0
+                best = min(best, mean)
+                if stale >= n_iter_no_change:
+                    converged = True
+                    break
+    state["velocity"] = velocity
+    return SolverResult(params, n_iter, len(losses), converged, losses,
+                        "converged" if converged else "max_iter reached")
