@@ -23,6 +23,7 @@ _MODULES = {
     "cupy": "cupy",
     "torch": "torch",
     "array_api_strict": "array_api_strict",
+    "dask": "dask",
 }
 
 _loaded: dict[str, Backend] = {}
@@ -100,6 +101,8 @@ def _auto_for(array):
     """The backend an input array's type calls for under ``"auto"``."""
     import array_api_compat as compat
 
+    if compat.is_dask_array(array):
+        return "dask"
     if compat.is_cupy_array(array):
         return "cupy"
     if compat.is_torch_array(array):
@@ -120,7 +123,7 @@ def get_backend(name=None, *, like=None):
     name : str, Backend or None
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
-        tensors: ``torch``, ...); NumPy inputs (or none) go to ``numba`` when it
+        tensors: ``torch``, Dask arrays: ``dask``, ...); NumPy inputs (or none) go to ``numba`` when it
         is usable, else ``numpy``.
     like : array, optional
         The input whose type decides ``"auto"``.
