@@ -27,7 +27,7 @@ from .backends import (
     list_backends,
     to_numpy,
 )
-from .datasets import make_spiral
+from .datasets import load_zarr, make_spiral, save_zarr
 from .models import NotFittedError, SoftmaxClassifier
 
 __version__ = "0.1.0"
@@ -42,11 +42,13 @@ __all__ = [
     "cross_entropy_gradient",
     "get_backend",
     "list_backends",
+    "load_zarr",
     "log_softmax",
     "logsumexp",
     "loss",
     "loss_gradient",
     "make_spiral",
+    "save_zarr",
     "scores",
     "softmax",
     "to_numpy",

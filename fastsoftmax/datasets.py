@@ -12,7 +12,7 @@ _DTYPES = ("float32", "float64")
 
 
 def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=None,
-                dtype="float64", backend=None):
+                dtype="float64", backend=None, chunks=None):
     """The notebook's spiral: ``n_classes`` interleaved arms of ``n_per_class`` points.
 
     Point ``i`` of class ``j`` has radius ``r = i / (n_per_class - 1)`` and angle
@@ -40,6 +40,10 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
         draws on the device with its own generator.
     dtype : {"float64", "float32"}
     backend : str, Backend or None
+    chunks : int, sequence of int or None
+        ``backend="dask"`` only: rows per block (or the block sizes). Each block
+        is generated on the worker that needs it from ``(seed, block index)``;
+        see ``fastsoftmax._dask_data`` for how it relates to this stream.
 
     Returns
     -------
@@ -71,6 +75,16 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
 
     if n >= 2**31:
         raise ValueError(f"n_per_class * n_classes must be < 2**31, got {n}")
+    if be.name == "dask":  # lazy blocks, each generated on a worker
+        import array_api_compat.numpy as npx
+
+        from ._dask_data import make_spiral_dask
+
+        Q = _embedding(npx, n_features, getattr(npx, dtype)) if n_features > 2 else None
+        return make_spiral_dask(n_per_class, n_classes, n_features=n_features, noise=noise,
+                                seed=seed, dtype=dtype, chunks=chunks, embedding=Q)
+    if chunks is not None:
+        raise ValueError(f"chunks is for backend='dask' only, not {be.name!r}")
     y = xp.arange(n, dtype=xp.int32) // n_per_class
     r = xp.tile(xp.linspace(0.0, 1.0, n_per_class, dtype=fdtype), (n_classes,))
     t = 4.0 * (xp.astype(y, fdtype) + r)
@@ -88,3 +102,6 @@ def _embedding(xp, n_features, dtype):
     scale = math.sqrt(2.0 / n_features)
     Q = xp.stack([scale * xp.cos(theta), scale * xp.sin(theta)], axis=0)
     return xp.astype(Q, dtype)
+
+
+from ._dask_data import load_zarr, save_zarr  # noqa: E402  (imports Dask/Zarr only when called)
