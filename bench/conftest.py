@@ -73,7 +73,7 @@ def spiral(n_points, n_classes, n_features, dtype):
     import numpy as np
 
     X, y = fs.make_spiral(max(1, n_points // n_classes), n_classes, n_features=n_features,
-                          seed=0, dtype=dtype, backend="numpy")
+                          shuffle=False, seed=0, dtype=dtype, backend="numpy")
     rng = np.random.default_rng(1)
     W = (0.01 * rng.standard_normal((n_features, n_classes))).astype(dtype)
     b = np.zeros(n_classes, dtype=dtype)

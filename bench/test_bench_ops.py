@@ -58,7 +58,8 @@ def _train_case(benchmark, backend, shape, rounds):
                                 steps=200)
 
     def run():
-        return fs.SoftmaxClassifier(max_iter=200, seed=0, backend=backend).fit(X, y)
+        return fs.SoftmaxClassifier(solver="gd", tol=0, max_iter=200, random_state=0,
+                                    backend=backend).fit(X, y)
 
     run()  # warm-up
     settle(benchmark)

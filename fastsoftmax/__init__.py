@@ -28,13 +28,19 @@ from .backends import (
     to_numpy,
 )
 from .datasets import load_zarr, make_spiral, save_zarr
-from .models import NotFittedError, SoftmaxClassifier
+from .models import (
+    ConvergenceWarning,
+    NotFittedError,
+    SoftmaxClassifier,
+    TrainingDivergedError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "ConvergenceWarning",
     "NotFittedError",
     "SoftmaxClassifier",
     "available_backends",
@@ -52,4 +58,5 @@ __all__ = [
     "scores",
     "softmax",
     "to_numpy",
+    "TrainingDivergedError",
 ]

@@ -18,10 +18,18 @@ same ``chunks`` give the same data on any cluster, in any order, recomputed
 any number of times (which is what lets the scheduler redo a lost block), and
 the data has the same distribution as the one-process spiral, though not the
 same noise draws once there is more than one block.
+
+``shuffle=True`` cannot use NumPy's permutation of all N rows (it would have to
+sit in one process); row ``k`` holds instead point ``(a k + c) mod N``, an
+affine permutation with ``a`` coprime to N and ``a, c`` drawn from the seed's
+shuffle stream ``default_rng([seed, 1])``. Every block computes its own points
+from that rule alone, and each block mixes all the classes. ``shuffle=False``
+keeps the class-major order (and, with one block, the one-process data exactly).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -48,13 +56,32 @@ def _row_chunks(chunks, n):
     return sizes
 
 
-def _spiral_X_block(*, n_per_class, noise, seed, float_dtype, embedding, block_info=None):
+def _points(lo, hi, order):
+    """The spiral's point numbers held by rows ``lo..hi-1`` (class-major numbering)."""
+    k = np.arange(lo, hi, dtype=np.int64)
+    if order is None:
+        return k
+    a, c, n = order  # a, k < 2**31: a * k fits in int64
+    return (a * k + c) % n
+
+
+def _shuffle_order(n, seed):
+    """``(a, c, n)`` of the affine permutation ``k -> (a k + c) mod n``."""
+    rng = np.random.default_rng([seed, 1])  # make_spiral's shuffle stream
+    while True:
+        a = int(rng.integers(1, n)) if n > 1 else 1
+        if math.gcd(a, n) == 1:
+            return a, int(rng.integers(0, n)), n
+
+
+def _spiral_X_block(*, n_per_class, noise, seed, float_dtype, embedding, order,
+                    block_info=None):
     """The rows of one block of ``X``, from ``(seed, block index)`` alone."""
     info = block_info[None]
     lo, hi = info["array-location"][0]
     c = info["chunk-location"][0]
     fdtype = np.dtype(float_dtype)
-    i = np.arange(lo, hi, dtype=np.int64)
+    i = _points(lo, hi, order)
     j = i // n_per_class
     within = i - j * n_per_class
     # np.linspace(0, 1, n_per_class) as make_spiral builds it: i * (1 / (n-1)),
@@ -76,13 +103,13 @@ def _spiral_X_block(*, n_per_class, noise, seed, float_dtype, embedding, block_i
     return X
 
 
-def _spiral_y_block(*, n_per_class, block_info=None):
+def _spiral_y_block(*, n_per_class, order, block_info=None):
     lo, hi = block_info[None]["array-location"][0]
-    return (np.arange(lo, hi, dtype=np.int64) // n_per_class).astype(np.int32)
+    return (_points(lo, hi, order) // n_per_class).astype(np.int32)
 
 
-def make_spiral_dask(n_per_class, n_classes, *, n_features, noise, seed, dtype, chunks,
-                     embedding):
+def make_spiral_dask(n_per_class, n_classes, *, n_features, noise, shuffle, seed, dtype,
+                     chunks, embedding):
     """The spiral as lazy Dask arrays, each block generated where it is needed.
 
     Called by :func:`fastsoftmax.make_spiral` with ``backend="dask"`` after its
@@ -94,16 +121,19 @@ def make_spiral_dask(n_per_class, n_classes, *, n_features, noise, seed, dtype, 
     rows = _row_chunks(chunks, n)
     if seed is None:  # one fresh seed for all the blocks, so they still fit together
         seed = np.random.SeedSequence().entropy
+    order = _shuffle_order(n, seed) if shuffle else None
     fdtype = np.dtype(dtype)
     X = da.map_blocks(
         _spiral_X_block, chunks=(rows, (n_features,)), dtype=fdtype,
         meta=np.empty((0, 0), fdtype), n_per_class=n_per_class, noise=noise, seed=seed,
-        float_dtype=fdtype.name, embedding=None if embedding is None else np.asarray(embedding),
-        name=f"spiral-X-{_token(n_per_class, n_classes, n_features, noise, seed, dtype, rows)}")
+        float_dtype=fdtype.name, order=order,
+        embedding=None if embedding is None else np.asarray(embedding),
+        name="spiral-X-" + _token(n_per_class, n_classes, n_features, noise, seed, dtype, rows,
+                                  order))
     y = da.map_blocks(
         _spiral_y_block, chunks=(rows,), dtype=np.int32, meta=np.empty((0,), np.int32),
-        n_per_class=n_per_class,
-        name=f"spiral-y-{_token(n_per_class, n_classes, rows)}")
+        n_per_class=n_per_class, order=order,
+        name=f"spiral-y-{_token(n_per_class, n_classes, rows, order)}")
     return X, y
 
 
@@ -225,7 +255,7 @@ MAKE_DATA_CHUNK_ROWS = 4 << 20  # rows per Zarr chunk: 32 MiB of float32 X at D=
 
 
 def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype,
-                 chunk_rows=None, overwrite=False):
+                 chunk_rows=None, shuffle=True, overwrite=False):
     """``fastsoftmax make-data``: generate a spiral on Dask and store it at ``path``.
 
     Returns ``(N, number of blocks)``.
@@ -235,9 +265,10 @@ def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype
     n = n_per_class * n_classes
     rows = chunk_rows or min(MAKE_DATA_CHUNK_ROWS, n)
     X, y = make_spiral(n_per_class, n_classes, n_features=n_features, noise=noise, seed=seed,
-                       dtype=dtype, backend="dask", chunks=rows)
+                       shuffle=shuffle, dtype=dtype, backend="dask", chunks=rows)
     attrs = {"n_per_class": n_per_class, "n_classes": n_classes, "n_features": n_features,
-             "noise": noise, "seed": seed, "dtype": dtype, "chunk_rows": rows}
+             "noise": noise, "seed": seed, "dtype": dtype, "chunk_rows": rows,
+             "shuffle": shuffle}
     save_zarr(path, X, y, attrs=attrs, overwrite=overwrite)
     return n, X.numblocks[0]
 
@@ -255,8 +286,10 @@ def training_data(data, *, n_per_class, n_classes, n_features, noise, seed, dtyp
         if np.dtype(X.dtype).name != dtype:
             X = X.astype(dtype)
     else:
+        # Class-major, as the one-process `train` (the order is immaterial to a full batch).
         X, y = make_spiral(n_per_class, n_classes, n_features=n_features, noise=noise,
-                           seed=seed, dtype=dtype, backend="dask", chunks=chunk_rows)
+                           shuffle=False, seed=seed, dtype=dtype, backend="dask",
+                           chunks=chunk_rows)
     if persist:
         X, y = dask.persist(X, y)
     return X, y

@@ -172,4 +172,4 @@ def check_values(xp, *, X=None, W=None, b=None, y=None, n_classes=None, sample_w
         if bool(xp.any(w < 0)):
             raise ValueError("sample_weight must be non-negative")
         if not float(xp.sum(w)) > 0:
-            raise ValueError("sample_weight must have a positive sum")
+            raise ValueError("sample_weight must have a positive sum, but every weight is zero")

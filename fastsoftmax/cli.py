@@ -13,6 +13,7 @@ import math
 import secrets
 import sys
 import time
+import warnings
 
 from .backends import BackendUnavailableError, backend_info, get_backend, list_backends
 
@@ -81,8 +82,15 @@ def build_parser():
                        help="number of features D (default 2; more embeds the spiral)")
     train.add_argument("--noise", type=_float_at_least(0.0), default=0.2,
                        help="angular noise of the spiral (default 0.2)")
+    train.add_argument("--solver", choices=("gd", "lbfgs"), default="gd",
+                       help="gd: the notebook's gradient descent (default); lbfgs: SciPy's "
+                            "L-BFGS-B to the optimum")
     train.add_argument("--iters", type=_int_at_least(1), default=200,
-                       help="gradient steps (default 200)")
+                       help="most iterations: gradient steps, or L-BFGS iterations "
+                            "(default 200)")
+    train.add_argument("--tol", type=_float_at_least(0.0), default=None,
+                       help="stop when the largest gradient entry is <= TOL (default: 0 for "
+                            "gd, which runs every step as the notebook; 1e-4 for lbfgs)")
     train.add_argument("--lr", type=_float_at_least(0.0, strict=True), default=1.0,
                        help="step size (default 1.0)")
     train.add_argument("--reg", type=_float_at_least(0.0), default=1e-3,
@@ -204,7 +212,7 @@ def _run_train(args):
 
 def _train(args, backend):
     from .datasets import make_spiral
-    from .models import SoftmaxClassifier
+    from .models import ConvergenceWarning, SoftmaxClassifier
 
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     if backend.name == "dask":
@@ -215,7 +223,8 @@ def _train(args, backend):
                              dtype=args.dtype, chunk_rows=args.chunk_rows, persist=args.persist)
     else:
         X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
-                           noise=args.noise, seed=seed, dtype=args.dtype, backend=backend)
+                           noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
+                           backend=backend)
     n = X.shape[0]
     if not args.json:
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
@@ -233,11 +242,16 @@ def _train(args, backend):
             line = f"iteration {i}: loss {float(loss):f}"
             print(line) if bar is None else bar.write(line)
 
-    model = SoftmaxClassifier(lr=args.lr, reg=args.reg, max_iter=args.iters,
-                              backend=backend, seed=seed)
+    tol = args.tol if args.tol is not None else (0.0 if args.solver == "gd" else 1e-4)
+    model = SoftmaxClassifier(solver=args.solver, lr=args.lr, reg=args.reg,
+                              max_iter=args.iters, tol=tol, backend=backend,
+                              random_state=seed)
     start = time.perf_counter()
     try:
-        model.fit(X, y, callback=report)
+        with warnings.catch_warnings():
+            # Reported in the output (converged, iterations), not as a warning.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y, callback=report)
     finally:
         if bar is not None:
             bar.close()
@@ -254,15 +268,23 @@ def _train(args, backend):
             "backend": backend.name, "dtype": args.dtype, "seed": seed,
             "n_samples": n, "n_features": args.features, "n_classes": args.classes,
             "noise": args.noise, "iters": args.iters, "lr": args.lr, "reg": args.reg,
-            "final_loss": model.loss_history_[-1], "accuracy": accuracy,
+            "solver": args.solver, "tol": tol, "n_iter": model.n_iter_,
+            "n_evals": model.n_evals_, "converged": model.converged_,
+            "final_loss": model.loss_history_[-1], "objective": _objective(model, X, y),
+            "accuracy": accuracy,
             "train_seconds": train_time, "first_step_seconds": first_step[0],
             "loss_history": model.loss_history_,
             "plot": args.plot,
         }))
     else:
         print(f"training accuracy: {accuracy:.2f}")
-        print(f"({args.iters} steps in {train_time:.3f} s; the first step, with any JIT "
-              f"compile or cache load, took {first_step[0]:.3f} s)")
+        if args.solver == "gd":
+            print(f"({model.n_iter_} steps in {train_time:.3f} s; the first step, with any "
+                  f"JIT compile or cache load, took {first_step[0]:.3f} s)")
+        else:
+            print(f"(L-BFGS: {model.n_iter_} iterations, {model.n_evals_} evaluations in "
+                  f"{train_time:.3f} s, {'converged' if model.converged_ else 'NOT converged'}"
+                  f"; objective {_objective(model, X, y):.10g})")
         if args.plot is not None:
             print(f"wrote {args.plot}")
     return 0
@@ -284,6 +306,13 @@ def _run_make_data(args):
     print(f"wrote {n:,} points ({args.classes} classes, {args.features} features, "
           f"{args.dtype}) in {blocks} blocks to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _objective(model, X, y):
+    """The training objective at the fitted weights (the loss after the last step)."""
+    from ._api import loss
+
+    return float(loss(X, y, model.W_, model.b_, reg=model.reg, backend=model.backend_))
 
 
 def _run_backends(args):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from . import _validate
 from .backends import get_backend
 
 _DTYPES = ("float32", "float64")
 
 
-def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=None,
-                dtype="float64", backend=None, chunks=None):
+def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffle=True,
+                seed=None, dtype="float64", backend=None, chunks=None):
     """The notebook's spiral: ``n_classes`` interleaved arms of ``n_per_class`` points.
 
     Point ``i`` of class ``j`` has radius ``r = i / (n_per_class - 1)`` and angle
@@ -34,6 +36,12 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
         At least 2.
     noise : float, default 0.2
         Standard deviation of the angular noise.
+    shuffle : bool, default True
+        Shuffle the rows (``X`` and ``y`` alike), as scikit-learn's generators
+        do, so that cross-validation folds hold every class. The points are the
+        same either way; ``shuffle=False`` keeps the notebook's class-major
+        order. The permutation comes from its own stream of ``seed``, so it
+        leaves the noise draws unchanged.
     seed : int or None
         Fixes the noise. CPU backends (numpy, numba, torch, array_api_strict)
         draw it with NumPy's ``default_rng(seed)`` and so agree exactly; ``cupy``
@@ -42,14 +50,16 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     backend : str, Backend or None
     chunks : int, sequence of int or None
         ``backend="dask"`` only: rows per block (or the block sizes). Each block
-        is generated on the worker that needs it from ``(seed, block index)``;
-        see ``fastsoftmax._dask_data`` for how it relates to this stream.
+        is generated on the worker that needs it from ``(seed, block index)``,
+        and ``shuffle`` is a permutation every block can compute alone; see
+        ``fastsoftmax._dask_data`` for how this relates to the one-process spiral.
 
     Returns
     -------
     X : array, shape (n_per_class * n_classes, n_features)
     y : array of int32, shape (n_per_class * n_classes,)
-        Class labels, class-major (the first ``n_per_class`` rows are class 0).
+        Class labels; with ``shuffle=False`` class-major (the first
+        ``n_per_class`` rows are class 0).
 
     Examples
     --------
@@ -65,6 +75,8 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     dtype = str(dtype)
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
 
@@ -76,13 +88,12 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     if n >= 2**31:
         raise ValueError(f"n_per_class * n_classes must be < 2**31, got {n}")
     if be.name == "dask":  # lazy blocks, each generated on a worker
-        import array_api_compat.numpy as npx
-
         from ._dask_data import make_spiral_dask
 
-        Q = _embedding(npx, n_features, getattr(npx, dtype)) if n_features > 2 else None
+        Q = _embedding(np, n_features, np.dtype(dtype)) if n_features > 2 else None
         return make_spiral_dask(n_per_class, n_classes, n_features=n_features, noise=noise,
-                                seed=seed, dtype=dtype, chunks=chunks, embedding=Q)
+                                shuffle=bool(shuffle), seed=seed, dtype=dtype, chunks=chunks,
+                                embedding=Q)
     if chunks is not None:
         raise ValueError(f"chunks is for backend='dask' only, not {be.name!r}")
     y = xp.arange(n, dtype=xp.int32) // n_per_class
@@ -93,6 +104,11 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, seed=N
     X = xp.stack([r * xp.sin(t), r * xp.cos(t)], axis=1)
     if n_features > 2:
         X = X @ _embedding(xp, n_features, fdtype)
+    if shuffle:
+        # A stream of its own ([seed, 1]), so the noise above is the same either way.
+        rng = np.random.default_rng(None if seed is None else [seed, 1])
+        order = be.asarray(rng.permutation(n))
+        X, y = xp.take(X, order, axis=0), xp.take(y, order, axis=0)
     return X, y
 
 

@@ -44,7 +44,7 @@ def plot_training(model, X, y, path, *, title=None):
 
     Parameters
     ----------
-    model : fitted SoftmaxClassifier
+    model : fitted estimator (``loss_history_``: one loss per evaluation)
     X, y : the training data (any backend's arrays)
     path : str or path-like
     title : str, optional
@@ -80,7 +80,8 @@ def plot_training(model, X, y, path, *, title=None):
 
     history = np.asarray(model.loss_history_)
     ax_loss.plot(np.arange(len(history)), history, color="C0")
-    ax_loss.set_xlabel("iteration")
+    ax_loss.set_xlabel("evaluation of loss and gradient"
+                       + (" (one per step)" if getattr(model, "solver", "gd") == "gd" else ""))
     ax_loss.set_ylabel("loss (cross-entropy + L2)")
     ax_loss.set_title(f"training loss: {history[0]:.4f} -> {history[-1]:.4f}")
     ax_loss.grid(True, alpha=0.3)

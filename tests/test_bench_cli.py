@@ -164,11 +164,36 @@ def test_train_runs_the_same_fit_everywhere(isolate):
     check_cell_numbers(result)
 
 
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "workers"])
+def test_fit_reports_evaluations_objectives_and_gaps(isolate):
+    """``fit``: L-BFGS rows and scikit-learn reach one optimum; the notebook's 200 gradient
+    steps stop short of it, and the gap says so. Rows without a fit (torch) sit it out."""
+    pytest.importorskip("sklearn", reason="scikit-learn not installed")
+    config = BenchConfig(ops=["fit"], sizes=[600], repeat=1, backends=["numpy", "numba"],
+                         peers=["sklearn", "notebook", "torch-autograd"],
+                         **{**FAST, "isolate": isolate})
+    cells = {c["row"]: c for c in run_bench(config)["cells"]}
+    assert set(cells) == {"numpy", "numba", "sklearn", "notebook"}
+    X, y = fs.make_spiral(200, 3, shuffle=False, seed=0, backend="numpy")
+    for name in ("numpy", "numba", "sklearn"):
+        c = cells[name]
+        assert c["status"] == "ok" and c["check"]["ok"] and c["gap"] <= 1e-9, c
+        assert c["iters"] >= 1 and c["median_s"] > 0
+        # each reports the objective at its weights: the optimum, as the numpy backend finds it
+        model = fs.SoftmaxClassifier(reg=1e-3, backend="numpy").fit(X, y)
+        assert c["objective"] == pytest.approx(model.loss_history_[-1], rel=1e-9)
+    assert cells["numpy"]["evals"] == cells["numba"]["evals"] >= cells["numpy"]["iters"]
+    assert "evals" not in cells["sklearn"]  # scikit-learn does not expose them
+    notebook = cells["notebook"]
+    assert notebook["evals"] == 200 and notebook["gap"] > 1e-6 and not notebook["check"]["ok"]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_train_starts_where_the_classifier_starts(dtype):
     """The peers' and the reference's fits start from SoftmaxClassifier's own W."""
     data = make_data(300, 3, 2, dtype, seed=5)
-    model = fs.SoftmaxClassifier(max_iter=1, seed=5, backend="numpy").fit(data.X, data.y)
+    model = fs.SoftmaxClassifier(solver="gd", tol=0, max_iter=1, random_state=5,
+                                 backend="numpy").fit(data.X, data.y)
     first = fs.loss(data.X, data.y, data.W0, np.zeros(3, dtype), reg=data.reg,
                     backend="numpy")
     assert model.loss_history_[0] == float(first)

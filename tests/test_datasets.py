@@ -22,7 +22,7 @@ def _notebook_spiral(N, K, noise_draws):
 
 
 def test_matches_the_notebook_loop():
-    X, y = fs.make_spiral(100, 3, seed=7, backend="numpy")
+    X, y = fs.make_spiral(100, 3, shuffle=False, seed=7, backend="numpy")
     draws = np.random.default_rng(7).standard_normal(300)
     X_nb, y_nb = _notebook_spiral(100, 3, draws)
     np.testing.assert_allclose(X, X_nb, rtol=0, atol=1e-14)
@@ -57,7 +57,7 @@ def test_cpu_backends_agree_for_a_seed(backend):
 
 
 def test_no_noise_is_exact_geometry():
-    X, y = fs.make_spiral(5, 2, noise=0.0, backend="numpy")
+    X, y = fs.make_spiral(5, 2, noise=0.0, shuffle=False, backend="numpy")
     r = np.tile(np.linspace(0, 1, 5), 2)
     t = 4 * (y + r)
     np.testing.assert_allclose(X, np.c_[r * np.sin(t), r * np.cos(t)], atol=1e-15)
@@ -77,9 +77,29 @@ def test_embedding_is_an_isometry_of_the_2d_spiral(d):
 
 
 def test_one_point_per_class():
-    X, y = fs.make_spiral(1, 3, noise=0.0, backend="numpy")
+    X, y = fs.make_spiral(1, 3, noise=0.0, shuffle=False, backend="numpy")
     np.testing.assert_array_equal(X, np.zeros((3, 2)))
     np.testing.assert_array_equal(y, [0, 1, 2])
+
+
+def test_shuffle_permutes_the_same_points_rows_and_labels_together(backend):
+    ordered = [fs.to_numpy(a) for a in fs.make_spiral(40, 3, shuffle=False, seed=2,
+                                                      backend=backend)]
+    shuffled = [fs.to_numpy(a) for a in fs.make_spiral(40, 3, seed=2, backend=backend)]
+    again = fs.to_numpy(fs.make_spiral(40, 3, seed=2, backend=backend)[0])
+    np.testing.assert_array_equal(shuffled[0], again)  # deterministic for a seed
+    assert not np.array_equal(shuffled[1], ordered[1])  # really shuffled
+    # The same (point, label) pairs: sort both by label, then by coordinates.
+    key = lambda X, y: np.lexsort((X[:, 1], X[:, 0], y))
+    i, j = key(*ordered), key(*shuffled)
+    np.testing.assert_array_equal(ordered[0][i], shuffled[0][j])
+    np.testing.assert_array_equal(ordered[1][i], shuffled[1][j])
+
+
+def test_shuffled_classes_are_mixed_in_every_stretch():
+    _, y = fs.make_spiral(100, 3, seed=0, backend="numpy")
+    for part in np.array_split(y, 5):  # as unstratified K-fold would cut it
+        assert set(part.tolist()) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("kwargs,exc,words", [
@@ -91,6 +111,7 @@ def test_one_point_per_class():
     ({"noise": math.nan}, ValueError, "noise must be a finite number"),
     ({"dtype": "float16"}, ValueError, "dtype must be one of"),
     ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
     ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
 ])
 def test_bad_arguments(kwargs, exc, words):

@@ -157,6 +157,14 @@ def get_backend(name=None, *, like=None):
     return _load(name)
 
 
+def _reduce_backend(backend):
+    # A Backend holds modules, which do not pickle; it travels by its name and is
+    # loaded again on the other side (an estimator with backend=<Backend> pickles).
+    return get_backend, (backend.name,)
+
+
+Backend.__reduce__ = _reduce_backend
+
 __all__ = [
     "Backend",
     "BackendUnavailableError",

@@ -63,6 +63,14 @@ class Backend:
     def to_numpy(self, a):
         return to_numpy(a)
 
+    def param_array(self, a):
+        """A model's small parameters (``W``, ``b``) where this backend keeps them.
+
+        The backend's own arrays (on the device for a GPU); a distributed backend
+        may keep them on the host and broadcast them with each evaluation.
+        """
+        return self.asarray(a)
+
     def standard_normal(self, shape, *, seed, dtype):
         """Standard normal draws of ``shape`` and ``dtype`` (a name), fixed by ``seed``.
 

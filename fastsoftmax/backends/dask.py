@@ -50,6 +50,7 @@ from ._base import Backend, BackendUnavailableError, to_numpy
 
 CHUNK_ROWS = 1 << 20  # rows per block when NumPy input is split (8 MiB of X per feature)
 SPLIT_EVERY = 8  # fan-in of the reduction tree: depth log8(blocks), small messages
+BROADCAST_INLINE = 64 << 10  # W or b up to this size travel inside every block's task
 
 try:  # dask is an optional extra; load() says how to get it
     import dask
@@ -191,6 +192,25 @@ def _weight_sum_block(*blocks, names, n_classes):
     return np.full(1, total, np.float64)
 
 
+def _block_classes(y):
+    """The distinct labels of one block: a bincount for integers (no sort)."""
+    y = np.asarray(to_numpy(y))
+    if y.size and y.dtype.kind in "iu":
+        lo, hi = int(y.min()), int(y.max())
+        if hi - lo < max(4 * y.size, 1 << 16):
+            present = np.bincount((y - lo).astype(np.intp), minlength=hi - lo + 1) > 0
+            return (lo + np.flatnonzero(present)).astype(y.dtype)
+    return np.unique(y)
+
+
+def _union(parts):
+    return np.unique(np.concatenate(parts))
+
+
+def _label_codes(y, classes):
+    return np.searchsorted(classes, np.asarray(to_numpy(y))).astype(np.int32)
+
+
 def _raise_zero_weight_sum():
     # check_values holds the one wording of this error; an all-zero weight
     # vector makes it say it.
@@ -233,6 +253,35 @@ class DaskBackend(Backend):
         sent to the workers inside each evaluation's task graph."""
         return np.asarray(self.to_numpy(a))
 
+    def encode_labels(self, y, n):
+        """``(classes_, labels)`` for the estimators without gathering ``y``.
+
+        One pass finds each block's distinct labels (a count for integers, no
+        sort); the classes are their union, on the client. Labels already
+        ``0..K-1`` are used as they are; others are re-coded block by block,
+        lazily.
+        """
+        y = self.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-dimensional, got shape {tuple(y.shape)}")
+        if y.shape[0] != n:
+            raise ValueError(f"y has {y.shape[0]} labels but X has {n} samples")
+        kind = np.dtype(y.dtype).kind
+        if kind == "c":
+            raise ValueError(f"Unknown label type: complex labels (dtype {y.dtype})")
+        parts = [dask.delayed(_block_classes)(block) for block in y.to_delayed().ravel()]
+        classes = dask.delayed(_union)(parts).compute()
+        if kind == "f":
+            if not np.all(np.isfinite(classes)):
+                raise ValueError("y contains NaN or infinity")
+            if np.any(classes != np.round(classes)):
+                raise ValueError("Unknown label type: continuous. A classifier needs "
+                                 "discrete class labels, not real-valued targets")
+        if kind in "iu" and np.array_equal(classes, np.arange(classes.size)):
+            return classes, y
+        return classes, y.map_blocks(_label_codes, classes, dtype=np.int32,
+                                     meta=np.empty((0,), np.int32))
+
     # -- checks: one pass over the row arrays, one global sum ----------------
     def check_values(self, *, X=None, W=None, b=None, y=None, n_classes=None,
                      sample_weight=None):
@@ -274,8 +323,8 @@ class DaskBackend(Backend):
         b = np.asarray(self.to_numpy(b)).astype(dtype, copy=False)
         if check:
             _validate.check_values(npx, W=W, b=b)
-        args = [X, "ij", _aligned(self.asarray(y), chunks), "i",
-                da.from_array(W, chunks=W.shape), "jk", da.from_array(b, chunks=b.shape), "k"]
+        args = [X, "ij", _aligned(self.asarray(y), chunks), "i", *_broadcast(W, "jk"),
+                *_broadcast(b, "k")]
         if sample_weight is not None:
             args += [_aligned(self.asarray(sample_weight), chunks), "i"]
         d, k = W.shape
@@ -314,7 +363,7 @@ class DaskBackend(Backend):
         W, b = (np.asarray(self.to_numpy(a)).astype(X.dtype, copy=False) for a in (W, b))
         return da.blockwise(
             _scores_block, "ik", X, "ij", da.from_array(W, chunks=W.shape), "jk",
-            da.from_array(b, chunks=b.shape), "k", check=check, concatenate=True,
+            *_broadcast(b, "k"), check=check, concatenate=True,
             dtype=X.dtype, meta=np.empty((0, 0), X.dtype))
 
     def _rows_op(self, op, S, axis):
@@ -394,6 +443,18 @@ class DaskBackend(Backend):
             scale = 1.0 / self._weight_total(S, sample_weight, False)
         dscores = self._ce_rows(S, y, sample_weight, scale, True, False)
         return value, dscores
+
+
+def _broadcast(a, index):
+    """``a`` (a small host array) as an argument of every block's task.
+
+    Up to ``BROADCAST_INLINE`` bytes it is written into each task (no task of
+    its own, no extra round trip: what a few floats of ``W`` and ``b`` want);
+    larger, it becomes one Dask key that the workers fetch once each.
+    """
+    if a.nbytes <= BROADCAST_INLINE:
+        return a, None
+    return da.from_array(a, chunks=a.shape), index
 
 
 def _whole_rows(a, name):

@@ -73,6 +73,7 @@ EPILOG = """\
 examples:
   fastsoftmax bench --quick --json out.json --plot out.png
   fastsoftmax bench --ops loss_gradient,train --sizes 1e4,1e5,1e6 --dtype float32,float64
+  fastsoftmax bench --ops fit --sizes 3e6 --backends numba,numpy --peers sklearn,notebook
   fastsoftmax bench --classes 10,100 --features 64 --sizes 1e5 --backends numpy,numba --peers none
 See docs/benchmarks.md for the definitions."""
 
@@ -85,7 +86,8 @@ def add_bench_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ops", type=_choices_list(OPS, "ops", extra=("all",)), default=None,
                    help=f"ops to time: {', '.join(OPS)} or all (default loss_gradient; "
-                        "train is a full 200-step fit)")
+                        "train is a full 200-step fit; fit is a fit to the optimum: "
+                        "L-BFGS vs scikit-learn's LogisticRegression)")
     p.add_argument("--sizes", type=_whole_list(1, "size"), default=None,
                    help="numbers of points N (default 1e3,1e4,1e5,1e6,1e7; "
                         "--quick: 1e3,1e4,1e5,1e6)")

@@ -56,7 +56,7 @@ def format_block(cells, floor, op):
         read = floor["read_S_s"] if op in ("softmax", "cross_entropy_gradient") else \
             floor["read_X_s"]
         what = "S" if op in ("softmax", "cross_entropy_gradient") else "X"
-        per = " per step" if op == "train" else ""
+        per = {"train": " per step", "fit": " per evaluation"}.get(op, "")
         head += (f"   floor{per} {fmt_time(max(read, floor['exp_s']))} = max(read {what} "
                  f"{fmt_time(read)}, exp N×K {fmt_time(floor['exp_s'])})")
     lines = [head, _line([c[0] for c in _COLUMNS]) + "check"]
@@ -65,7 +65,9 @@ def format_block(cells, floor, op):
             lines.append(_line([c["label"]] + ["-"] * 7) + f"ERROR {c['reason']}")
             continue
         check = c["check"] or {}
-        if check.get("ok") is None:
+        if op == "fit":
+            verdict = _fit_verdict(c, check)
+        elif check.get("ok") is None:
             verdict = "unchecked"
         elif check["ok"]:
             verdict = "ok"
@@ -79,6 +81,15 @@ def format_block(cells, floor, op):
                             f"{c['gb_per_s']:.3g}", _fmt_ratio(c["ratio_to_numpy"]),
                             _fmt_ratio(c["ratio_to_floor"])]) + verdict)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _fit_verdict(c, check):
+    """A fit's line: its work, its objective, the gap to the best row and the optimum."""
+    work = f"{c['evals']} evals" if c.get("evals") else f"{c.get('iters')} iterations"
+    text = f"{work}, objective {c['objective']:.10g}, gap to best {c.get('gap', 0.0):.1e}"
+    if check.get("ok") is False:
+        text += f" (short of the best row's optimum; tolerance {check['tol']:.0e})"
+    return text
 
 
 def format_header(result):

@@ -23,7 +23,13 @@ and ``b``; for ``cross_entropy_gradient`` the mean cross-entropy of the scores
 and ``dscores``; for ``softmax`` the row-wise probabilities; for ``train`` a
 full-batch gradient-descent fit of ``steps`` steps from the same initial
 weights, reporting the loss before the last step and the final ``W`` and ``b``
-(what ``SoftmaxClassifier`` reports).
+(what ``SoftmaxClassifier`` reports); for ``fit`` a fit to the optimum with each
+library's default tolerance -- ``SoftmaxClassifier(solver="lbfgs")``,
+``LogisticRegression(solver="lbfgs", C=1/(N*reg))`` (the same objective) -- or
+the notebook's ``steps`` gradient steps, reporting ``W``, ``b``, the number of
+evaluations (or iterations) and the objective at ``W``, ``b`` (evaluated after
+the timing, in float64 on the numpy backend). Rows without a ``_prepare_<op>``
+(the torch and JAX peers have no ``fit``) are left out of that op.
 
 The peer libraries are imported by ``available()``, never by importing this module.
 """
@@ -36,7 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OPS = ("loss_gradient", "softmax", "cross_entropy_gradient", "train")
+OPS = ("loss_gradient", "softmax", "cross_entropy_gradient", "train", "fit")
+FIT_MAX_ITER = 1000  # L-BFGS iterations allowed to the ``fit`` rows (all stop far sooner)
 PEERS = ("notebook", "sklearn", "torch-autograd", "jax-jit")
 
 
@@ -85,7 +92,8 @@ class BenchData:
 
     @property
     def W0(self):
-        """The initial weights of ``train``: what ``SoftmaxClassifier(seed=seed)`` draws."""
+        """The initial weights of ``train``: what
+        ``SoftmaxClassifier(solver="gd", random_state=seed)`` draws."""
         if self.init is not None:
             return self.init
         # As SoftmaxClassifier.fit: float64 normals, cast, then scaled in the dtype.
@@ -98,8 +106,8 @@ def make_data(n_points, n_classes, n_features, dtype, *, seed=0, reg=1e-3, steps
     from ..datasets import make_spiral
 
     n_per_class = max(1, round(n_points / n_classes))
-    X, y = make_spiral(n_per_class, n_classes, n_features=n_features, seed=seed, dtype=dtype,
-                       backend="numpy")
+    X, y = make_spiral(n_per_class, n_classes, n_features=n_features, shuffle=False,
+                       seed=seed, dtype=dtype, backend="numpy")
     rng = np.random.default_rng(seed + 1)
     W = rng.standard_normal((n_features, n_classes)).astype(dtype)
     b = (0.1 * rng.standard_normal(n_classes)).astype(dtype)
@@ -139,10 +147,14 @@ class Row:
     def _load(self):
         raise NotImplementedError
 
+    def supports(self, op):
+        return hasattr(self, f"_prepare_{op}")
+
     def prepare(self, op, data):
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}")
         self._op = op
+        self._data = data
         self._call = getattr(self, f"_prepare_{op}")(data)
 
     def run(self):
@@ -150,14 +162,24 @@ class Row:
 
     def release(self):
         """Drop the prepared arrays (device memory, converted copies)."""
-        self._call = None
+        self._call = self._data = None
 
     def outputs(self, result):
         """The result of ``run()`` as a dict of NumPy arrays, for the cross-check."""
         names = {"loss_gradient": ("loss", "dW", "db"), "softmax": ("probs",),
-                 "cross_entropy_gradient": ("loss", "dscores"), "train": ("loss", "W", "b")}
+                 "cross_entropy_gradient": ("loss", "dscores"), "train": ("loss", "W", "b"),
+                 "fit": ("W", "b", "evals", "iters")}
         values = result if isinstance(result, tuple) else (result,)
-        return {k: np.asarray(self._to_numpy(v)) for k, v in zip(names[self._op], values)}
+        out = {k: np.asarray(self._to_numpy(v)) for k, v in zip(names[self._op], values)
+               if v is not None}
+        if self._op == "fit":
+            from ..backends import get_backend
+
+            data, f8 = self._data, np.float64
+            out["objective"] = np.asarray(get_backend("numpy").loss(
+                data.X.astype(f8), data.y, out["W"].astype(f8), out["b"].astype(f8),
+                reg=data.reg))
+        return out
 
     def _to_numpy(self, value):
         from ..backends import to_numpy
@@ -242,13 +264,25 @@ class BackendRow(Row):
         import fastsoftmax as fs
 
         X, y = self._backend.asarray(data.X), self._backend.asarray(data.y)
-        params = dict(lr=data.lr, reg=data.reg, max_iter=data.steps, backend=self.name,
-                      seed=data.seed)
+        params = dict(solver="gd", tol=0.0, lr=data.lr, reg=data.reg, max_iter=data.steps,
+                      backend=self.name, random_state=data.seed)
 
         def call():
             model = fs.SoftmaxClassifier(**params).fit(X, y)
             self._sync(model.W_, model.b_)
             return model.loss_history_[-1], model.W_, model.b_
+        return call
+
+    def _prepare_fit(self, data):
+        import fastsoftmax as fs
+
+        X, y = self._backend.asarray(data.X), self._backend.asarray(data.y)
+        params = dict(solver="lbfgs", reg=data.reg, max_iter=FIT_MAX_ITER, backend=self.name)
+
+        def call():
+            model = fs.SoftmaxClassifier(**params).fit(X, y)
+            self._sync(model.W_, model.b_)
+            return model.W_, model.b_, model.n_evals_, model.n_iter_
         return call
 
 
@@ -321,6 +355,14 @@ class NotebookPeer(Row):
                 W += -lr * dW
                 b += -lr * db
             return loss, W, b
+        return call
+
+    def _prepare_fit(self, data):
+        train = self._prepare_train(data)
+
+        def call():
+            _, W, b = train()
+            return W, b, data.steps, data.steps
         return call
 
 
@@ -404,6 +446,18 @@ class SklearnPeer(Row):
                 coef -= lr * grad
             W, b = self._split(coef, d)
             return loss, W, b
+        return call
+
+    def _prepare_fit(self, data):
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = data.X, data.y
+        params = dict(C=1.0 / (data.n * data.reg), solver="lbfgs", max_iter=FIT_MAX_ITER)
+
+        def call():
+            model = LogisticRegression(**params).fit(X, y)
+            # scikit-learn reports iterations only; its evaluations are not exposed.
+            return model.coef_.T, model.intercept_, None, int(np.max(model.n_iter_))
         return call
 
 
