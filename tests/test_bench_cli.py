@@ -267,7 +267,7 @@ def test_quick_and_defaults():
          "--dtype", "float32,float64", "--classes", "10,3", "--features", "16",
          "--backends", "numpy", "--peers", "none", "--repeat", "3"]))
     assert config.sizes == [1_000, 10_000] and config.memory is True
-    assert config.ops == ["loss_gradient", "softmax", "cross_entropy_gradient", "train"]
+    assert config.ops == ["loss_gradient", "softmax", "cross_entropy_gradient", "train", "fit"]
     assert config.dtypes == ["float32", "float64"] and config.classes == [3, 10]
     assert config.features == [16] and config.backends == ["numpy"] and config.peers == []
     assert config.repeat == 3

@@ -42,6 +42,25 @@ def test_train_matches_the_library_for_the_same_seed():
     assert result["accuracy"] == model.score(X, y)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_train_lbfgs_reaches_the_libraries_optimum(backend):
+    out = run("train", "--solver", "lbfgs", "--seed", "2", "--json", "--backend", backend,
+              "--tol", "1e-6")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    X, y = fs.make_spiral(shuffle=False, seed=2, backend="numpy")
+    model = fs.SoftmaxClassifier(tol=1e-6, backend="numpy").fit(X, y)
+    assert result["solver"] == "lbfgs" and result["tol"] == 1e-6 and result["converged"]
+    assert result["n_iter"] == model.n_iter_ and result["n_evals"] == model.n_evals_
+    assert result["n_evals"] == len(result["loss_history"])
+    assert result["objective"] == pytest.approx(model.loss_history_[-1], rel=1e-12)
+    gd = json.loads(run("train", "--seed", "2", "--json", "--backend", backend).stdout)
+    assert gd["solver"] == "gd" and gd["n_iter"] == 200 and not gd["converged"]
+    assert gd["objective"] > result["objective"]  # 200 steps stop short of the optimum
+    text = run("train", "--solver", "lbfgs", "--seed", "2", "--backend", backend, "--tol", "1e-6")
+    assert f"L-BFGS: {model.n_iter_} iterations" in text.stdout and "converged" in text.stdout
+
+
 def test_train_json_is_exactly_one_object():
     out = run("train", "--json", "--seed", "1", "--iters", "30", "--n-per-class", "20",
               "--classes", "4", "--features", "3", "--dtype", "float32")
