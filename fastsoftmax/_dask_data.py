@@ -255,7 +255,7 @@ MAKE_DATA_CHUNK_ROWS = 4 << 20  # rows per Zarr chunk: 32 MiB of float32 X at D=
 
 
 def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype,
-                 chunk_rows=None, shuffle=True, overwrite=False):
+                 chunk_rows=None, shuffle=False, overwrite=False):
     """``fastsoftmax make-data``: generate a spiral on Dask and store it at ``path``.
 
     Returns ``(N, number of blocks)``.

@@ -221,6 +221,11 @@ def _train(args, backend):
         X, y = training_data(args.data, n_per_class=args.n_per_class, n_classes=args.classes,
                              n_features=args.features, noise=args.noise, seed=seed,
                              dtype=args.dtype, chunk_rows=args.chunk_rows, persist=args.persist)
+        if args.data is not None:  # the store's shape, not the flags'
+            from ._dask_data import zarr_attrs
+
+            args.features = X.shape[1]
+            args.classes = zarr_attrs(args.data).get("n_classes", args.classes)
     else:
         X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
                            noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
@@ -291,8 +296,12 @@ def _train(args, backend):
 
 
 def _run_make_data(args):
+    import os
+
     from .distributed import dask_client
 
+    if os.path.exists(args.out) and not args.overwrite:  # before starting a cluster
+        raise UsageError(f"--out {args.out} exists; pass --overwrite to replace it")
     start = time.perf_counter()
     with dask_client(args.scheduler or "local", workers=args.workers,
                      threads_per_worker=args.threads_per_worker, tls_ca_file=args.tls_ca_file,

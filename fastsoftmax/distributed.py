@@ -108,7 +108,8 @@ def dask_client(scheduler="local", *, workers=2, threads_per_worker=1, memory_li
                              "not the local cluster (which listens on 127.0.0.1 only)")
         with local_cluster(workers, threads_per_worker=threads_per_worker,
                            memory_limit=memory_limit) as cluster, Client(cluster) as client:
-            yield client
+            with _lost_workers_in_one_line():
+                yield client
         return
     if not scheduler.startswith(("tcp://", "tls://")):
         raise ValueError(f"scheduler must be 'local', tcp://HOST:PORT or tls://HOST:PORT, "
@@ -118,5 +119,25 @@ def dask_client(scheduler="local", *, workers=2, threads_per_worker=1, memory_li
         client = Client(scheduler, security=security, timeout=timeout)
     except OSError as exc:  # TimeoutError included: say where and why, in one line
         raise OSError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    with client:
+    with client, _lost_workers_in_one_line():
         yield client
+
+
+@contextlib.contextmanager
+def _lost_workers_in_one_line():
+    """A computation the scheduler gave up on, as one ``ConnectionError`` line.
+
+    The scheduler recomputes whatever a dead worker held and retries its tasks
+    elsewhere; only when the same task has killed ``allowed-failures`` workers
+    does it give up, with ``KilledWorker``.
+    """
+    from distributed.scheduler import KilledWorker
+
+    try:
+        yield
+    except KilledWorker as exc:
+        raise ConnectionError(
+            f"the Dask cluster lost a worker each of the {exc.allowed_failures + 1} times it "
+            f"ran task {exc.task!r} (the last was {exc.last_worker.address}); a worker "
+            f"died running it (killed, or over its memory limit: try smaller chunks)"
+        ) from None

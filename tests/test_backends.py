@@ -91,7 +91,10 @@ def test_results_are_the_backends_arrays_and_loss_is_0d(backend):
     X, y = fs.make_spiral(5, 3, seed=0, backend=backend)
     assert backend.owns(X) and backend.owns(y)
     loss, dW, db = fs.loss_gradient(X, y, np.zeros((2, 3)), np.zeros(3), backend=backend)
-    assert backend.owns(loss) and backend.owns(dW) and backend.owns(db)
+    # Parameter-sized results live where the backend keeps a model's parameters:
+    # its own arrays (on the device), or host NumPy for dask, which computes them.
+    home = type(backend.param_array(np.zeros(3)))
+    assert all(isinstance(a, home) for a in (loss, dW, db))
     assert tuple(loss.shape) == () and isinstance(float(loss), float)
 
 

@@ -89,10 +89,12 @@ def _check_block(be, *, X=None, y=None, n_classes=None, w=None):
     """
     if X is not None or y is not None:
         be.check_values(X=X, y=y, n_classes=n_classes)
-    if w is not None:
-        xp = be.xp
-        if not (bool(xp.all(xp.isfinite(w))) and bool(xp.all(w >= 0))):
-            be.check_values(sample_weight=w)
+    if w is not None and not _good_weights(be.xp, w):
+        be.check_values(sample_weight=w)
+
+
+def _good_weights(xp, w):
+    return bool(xp.all(xp.isfinite(w))) and bool(xp.all(w >= 0))
 
 
 def _sums_generic(be, X, y, W, b, w, need_grad):
@@ -123,7 +125,9 @@ def _loss_block(X, y, W, b, w=None, *, need_grad, check):
     if hasattr(be, "loss_gradient_sums"):  # the fused kernel: one pass, float64 sums
         loss_sum, dW, db, wsum, suspect = be.loss_gradient_sums(
             X, y, W, b, sample_weight=w, need_grad=need_grad, stop_on_suspect=check)
-        if check and suspect:  # the kernel saw something; the generic check says what
+        # The kernel flags what it saw; the weights are checked here as well (a
+        # pass over one vector), so no kernel's blind spot lets a bad one through.
+        if check and (suspect or (w is not None and not _good_weights(be.xp, w))):
             _check_block(be, X=X, y=y, n_classes=k, w=w)
     else:
         if check:
@@ -233,6 +237,11 @@ class DaskBackend(Backend):
         converted to NumPy first.
         """
         if self.owns(a):
+            if a.ndim and any(math.isnan(c) for c in a.chunks[0]):
+                # The public ops word this "X must be a numeric array: ..." (a TypeError).
+                raise TypeError("a Dask array with unknown chunk sizes along the rows (after "
+                                "a filter?) cannot be split into row blocks; call "
+                                ".compute_chunk_sizes() on it first")
             return a
         import array_api_compat as compat
 
