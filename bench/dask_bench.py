@@ -38,8 +38,9 @@ def _worker_memory(client):
 
 
 def evaluation(args):
-    import fastsoftmax as fs
     from distributed import Client
+
+    import fastsoftmax as fs
     from fastsoftmax.distributed import local_cluster
 
     n = int(float(args.n))
@@ -78,8 +79,9 @@ def evaluation(args):
 
 
 def fit(args):
-    import fastsoftmax as fs
     from distributed import Client
+
+    import fastsoftmax as fs
     from fastsoftmax.distributed import local_cluster
 
     with local_cluster(args.workers, threads_per_worker=1,

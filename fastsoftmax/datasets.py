@@ -120,4 +120,3 @@ def _embedding(xp, n_features, dtype):
     return xp.astype(Q, dtype)
 
 
-from ._dask_data import load_zarr, save_zarr  # noqa: E402  (imports Dask/Zarr only when called)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax as fs
+
 import naive
 from conftest import assert_close, random_problem
 

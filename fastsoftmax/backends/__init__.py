@@ -123,7 +123,8 @@ def get_backend(name=None, *, like=None):
     name : str, Backend or None
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
-        tensors: ``torch``, Dask arrays: ``dask``, ...); NumPy inputs (or none) go to ``numba`` when it
+        tensors: ``torch``, Dask arrays: ``dask``, ...); NumPy inputs (or none) go
+        to ``numba`` when it
         is usable, else ``numpy``.
     like : array, optional
         The input whose type decides ``"auto"``.

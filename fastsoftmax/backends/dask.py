@@ -309,7 +309,7 @@ class DaskBackend(Backend):
             rows[0] = ("X", _whole_rows(rows[0][1], "X"))
         chunks = rows[0][1].chunks[0]
         args = []
-        for name, a in rows:
+        for _, a in rows:
             a = _aligned(a, chunks)
             args += [a, "ij" if a.ndim == 2 else "i"]
         totals = da.blockwise(
