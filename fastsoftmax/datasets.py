@@ -120,3 +120,5 @@ def _embedding(xp, n_features, dtype):
     return xp.astype(Q, dtype)
 
 
+# Re-exported here, beside make_spiral; _dask_data imports Dask/Zarr only when called.
+from ._dask_data import load_zarr, save_zarr  # noqa: E402, F401

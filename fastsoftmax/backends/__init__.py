@@ -124,8 +124,7 @@ def get_backend(name=None, *, like=None):
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
         tensors: ``torch``, Dask arrays: ``dask``, ...); NumPy inputs (or none) go
-        to ``numba`` when it
-        is usable, else ``numpy``.
+        to ``numba`` when it is usable, else ``numpy``.
     like : array, optional
         The input whose type decides ``"auto"``.
 

@@ -223,6 +223,10 @@ class BackendRow(Row):
             import cupy
 
             cupy.cuda.get_current_stream().synchronize()
+        if any(compat.is_dask_array(v) for v in values):  # dask's row-wise ops are lazy
+            import dask
+
+            dask.compute(*values)
 
     def _prepare_loss_gradient(self, data):
         import fastsoftmax as fs
