@@ -6,25 +6,27 @@ when a function runs.
 
 How a Dask spiral relates to the one-process spiral
 ---------------------------------------------------
-Row ``i`` (class ``j = i // n_per_class``, radius ``r = (i mod n_per_class) /
+Point ``i`` (class ``j = i // n_per_class``, radius ``r = (i mod n_per_class) /
 (n_per_class - 1)``) is computed with the very formulas of
-:func:`fastsoftmax.make_spiral`; only the angular noise is drawn per block:
-block 0 draws from ``numpy.random.default_rng(seed)`` -- the one-process
-stream, so a single-block Dask spiral equals ``make_spiral(..., seed=seed)``
-bit for bit -- and block ``c >= 1`` from its own independent stream
-``default_rng(SeedSequence(seed, spawn_key=(c,)))``. Every block is therefore
-a pure function of ``(seed, block index, block rows)``: the same seed and the
-same ``chunks`` give the same data on any cluster, in any order, recomputed
-any number of times (which is what lets the scheduler redo a lost block), and
-the data has the same distribution as the one-process spiral, though not the
-same noise draws once there is more than one block.
+:func:`fastsoftmax.make_spiral`; only its angular noise comes from elsewhere.
+One process draws the noise as one stream of ``default_rng(seed)``, which no
+block can enter in the middle (the normal sampler uses a variable number of
+draws per value). Here the noise of point ``i`` is a function of ``(seed, i)``
+alone: two uniforms from the SplitMix64 counter-based generator (counters
+``2i`` and ``2i + 1`` of the stream keyed by the seed) and the Box-Muller
+transform, an exact standard normal. So:
 
-``shuffle=True`` cannot use NumPy's permutation of all N rows (it would have to
-sit in one process); row ``k`` holds instead point ``(a k + c) mod N``, an
-affine permutation with ``a`` coprime to N and ``a, c`` drawn from the seed's
-shuffle stream ``default_rng([seed, 1])``. Every block computes its own points
-from that rule alone, and each block mixes all the classes. ``shuffle=False``
-keeps the class-major order (and, with one block, the one-process data exactly).
+* the data depend on the seed only -- not on the chunks, the cluster, the
+  order the blocks run in, nor how often a block is recomputed (which is what
+  lets the scheduler redo a lost block);
+* the distribution is the one-process spiral's; the noise draws are not.
+
+``shuffle=True`` cannot use NumPy's permutation of all N rows (it would sit in
+one process); row ``k`` holds instead point ``(a k + c) mod N``, an affine
+permutation with ``a`` coprime to N and ``a, c`` drawn from the seed's shuffle
+stream ``default_rng([seed, 1])``. Every block computes its own points from
+that rule alone, each block mixes all the classes, and the points (noise
+included) are the same with or without the shuffle, as in one process.
 """
 
 from __future__ import annotations
@@ -74,12 +76,32 @@ def _shuffle_order(n, seed):
             return a, int(rng.integers(0, n)), n
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (2^64 / phi)
+
+
+def _splitmix64(counter, key):
+    """Output ``counter`` of the SplitMix64 stream keyed by ``key`` (uint64, wrapping)."""
+    with np.errstate(over="ignore"):  # arithmetic modulo 2^64 is the point
+        z = key + counter * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _point_noise(i, seed):
+    """Standard normal noise of points ``i`` (int64 array), a function of (seed, i)."""
+    key = np.uint64(_splitmix64(np.uint64(seed % 2**64), np.uint64(0)))
+    i = i.astype(np.uint64)
+    to_unit = 2.0 ** -53  # the top 53 bits: uniforms on [0, 1)
+    u1 = 1.0 - (_splitmix64(2 * i, key) >> np.uint64(11)) * to_unit  # (0, 1]: log is finite
+    u2 = (_splitmix64(2 * i + np.uint64(1), key) >> np.uint64(11)) * to_unit
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)  # Box-Muller
+
+
 def _spiral_X_block(*, n_per_class, noise, seed, float_dtype, embedding, order,
                     block_info=None):
-    """The rows of one block of ``X``, from ``(seed, block index)`` alone."""
-    info = block_info[None]
-    lo, hi = info["array-location"][0]
-    c = info["chunk-location"][0]
+    """The rows of one block of ``X``, from the seed and the rows' positions alone."""
+    lo, hi = block_info[None]["array-location"][0]
     fdtype = np.dtype(float_dtype)
     i = _points(lo, hi, order)
     j = i // n_per_class
@@ -94,9 +116,7 @@ def _spiral_X_block(*, n_per_class, noise, seed, float_dtype, embedding, order,
     r = r.astype(fdtype)
     t = 4.0 * (j.astype(np.int32).astype(fdtype) + r)
     if noise > 0:
-        seq = np.random.SeedSequence(seed) if c == 0 else np.random.SeedSequence(
-            seed, spawn_key=(c,))
-        t = t + noise * np.random.default_rng(seq).standard_normal((hi - lo,), dtype=fdtype)
+        t = t + noise * _point_noise(i, seed).astype(fdtype)
     X = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
     if embedding is not None:
         X = X @ embedding
@@ -258,7 +278,8 @@ def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype
                  chunk_rows=None, shuffle=False, overwrite=False):
     """``fastsoftmax make-data``: generate a spiral on Dask and store it at ``path``.
 
-    Returns ``(N, number of blocks)``.
+    ``y`` is stored as the smallest unsigned integer type for ``n_classes``
+    labels (``uint8`` up to 256). Returns ``(N, number of blocks)``.
     """
     from .datasets import make_spiral
 
@@ -266,6 +287,9 @@ def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype
     rows = chunk_rows or min(MAKE_DATA_CHUNK_ROWS, n)
     X, y = make_spiral(n_per_class, n_classes, n_features=n_features, noise=noise, seed=seed,
                        shuffle=shuffle, dtype=dtype, backend="dask", chunks=rows)
+    # Out of core the labels are read on every pass: the smallest type that holds
+    # K labels (uint8 up to 256 classes) reads 4x less than int32.
+    y = y.astype(np.min_scalar_type(n_classes - 1))
     attrs = {"n_per_class": n_per_class, "n_classes": n_classes, "n_features": n_features,
              "noise": noise, "seed": seed, "dtype": dtype, "chunk_rows": rows,
              "shuffle": shuffle}

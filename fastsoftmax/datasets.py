@@ -50,9 +50,10 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
     backend : str, Backend or None
     chunks : int, sequence of int or None
         ``backend="dask"`` only: rows per block (or the block sizes). Each block
-        is generated on the worker that needs it from ``(seed, block index)``,
-        and ``shuffle`` is a permutation every block can compute alone; see
-        ``fastsoftmax._dask_data`` for how this relates to the one-process spiral.
+        is generated on the worker that needs it, each point's noise from
+        ``(seed, point)`` alone, and ``shuffle`` is a permutation every block
+        computes alone; see ``fastsoftmax._dask_data`` for how this relates to
+        the one-process spiral.
 
     Returns
     -------

@@ -16,8 +16,8 @@ worker that holds the block.
   ``G_i = w_i (p_i - onehot(y_i))`` -- the Numba kernel's own float64
   accumulators, never a mean multiplied back by a count, so nothing is rounded
   to the input dtype before the end. Dask's tree reduction
-  (``dask.array.sum(..., split_every=SPLIT_EVERY)``) adds the blocks' rows in
-  a fixed grouping and order, whatever order the workers finish in; the
+  (``dask.array.sum``, fan-in ``TREE_BYTES`` of partials) adds the blocks'
+  rows in a fixed grouping and order, whatever order the workers finish in; the
   division by the weight sum and ``reg`` are applied once, on the client.
   Same data and same chunks therefore give the same bits, run after run and on
   any number of workers. These ops **compute** and return host NumPy: a 0-d
@@ -49,7 +49,7 @@ from .. import _validate
 from ._base import Backend, BackendUnavailableError, to_numpy
 
 CHUNK_ROWS = 1 << 20  # rows per block when NumPy input is split (8 MiB of X per feature)
-SPLIT_EVERY = 8  # fan-in of the reduction tree: depth log8(blocks), small messages
+TREE_BYTES = 4 << 20  # partial sums one combine task of the tree adds (its fan-in)
 BROADCAST_INLINE = 64 << 10  # W or b up to this size travel inside every block's task
 
 try:  # dask is an optional extra; load() says how to get it
@@ -316,7 +316,7 @@ class DaskBackend(Backend):
             _weight_sum_block, "i", *args, names=tuple(name for name, _ in rows),
             n_classes=n_classes, adjust_chunks={"i": 1}, concatenate=True,
             dtype=np.float64, meta=np.empty((0,), np.float64))
-        total = float(da.sum(totals, split_every=SPLIT_EVERY).compute())
+        total = float(_tree_sum(totals))
         if sample_weight is not None and not total > 0:
             _raise_zero_weight_sum()
 
@@ -342,7 +342,7 @@ class DaskBackend(Backend):
             _loss_block, "ip", *args, need_grad=need_grad, check=check,
             new_axes={"p": width}, adjust_chunks={"i": 1}, concatenate=True,
             dtype=np.float64, meta=np.empty((0, 0), np.float64))
-        total = da.sum(parts, axis=0, split_every=SPLIT_EVERY).compute()
+        total = _tree_sum(parts)
         wsum = float(total[1])
         if check and not wsum > 0:
             _raise_zero_weight_sum()
@@ -409,7 +409,7 @@ class DaskBackend(Backend):
         parts = da.blockwise(_ce_block, "ip", *args, check=check, new_axes={"p": 2},
                              adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64,
                              meta=np.empty((0, 0), np.float64))
-        total = da.sum(parts, axis=0, split_every=SPLIT_EVERY).compute()
+        total = _tree_sum(parts)
         if check and not total[1] > 0:
             _raise_zero_weight_sum()
         return total
@@ -452,6 +452,21 @@ class DaskBackend(Backend):
             scale = 1.0 / self._weight_total(S, sample_weight, False)
         dscores = self._ce_rows(S, y, sample_weight, scale, True, False)
         return value, dscores
+
+
+def _tree_sum(parts):
+    """The column sums of the blocks' partial rows, computed: Dask's tree reduction.
+
+    The grouping is fixed by the block index and the fan-in, never by the order
+    the workers finish in, and every combine adds its rows in order: the same
+    data and chunks give the same bits. The fan-in is as large as keeps one
+    combine's inputs within ``TREE_BYTES`` (every task costs the scheduler time,
+    so the spiral's 11 numbers a block need one level; wide models' big ``dW``
+    partials get a deeper tree), and at least 8.
+    """
+    width = int(np.prod(parts.shape[1:], dtype=np.int64)) or 1
+    split_every = max(8, TREE_BYTES // (8 * width))
+    return np.asarray(da.sum(parts, axis=0, split_every=split_every).compute())
 
 
 def _broadcast(a, index):
