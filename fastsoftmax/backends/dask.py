@@ -167,9 +167,8 @@ def _ce_rows_block(S, y, w=None, *, scale, need_grad, check):
     # "mean" scales every row by 1/sum(w); folding the scale into the weights
     # gives the very products the one-process kernels form (c_i = w_i * scale).
     if scale != 1.0:
-        c = be.xp.full((S.shape[0],), scale, dtype=S.dtype) if w is None else w * S.dtype.type(
-            scale)
-        w = c
+        scale = S.dtype.type(scale)
+        w = be.xp.full((S.shape[0],), scale, dtype=S.dtype) if w is None else w * scale
     return be.cross_entropy_gradient(S, y, reduction="sum", sample_weight=w, check=False)[1]
 
 
@@ -202,7 +201,7 @@ def _block_classes(y):
     if y.size and y.dtype.kind in "iu":
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < max(4 * y.size, 1 << 16):
-            present = np.bincount((y - lo).astype(np.intp), minlength=hi - lo + 1) > 0
+            present = np.bincount(y.astype(np.intp) - lo, minlength=hi - lo + 1) > 0
             return (lo + np.flatnonzero(present)).astype(y.dtype)
     return np.unique(y)
 
