@@ -9,7 +9,12 @@ Measures, on the current CUDA device, in one run:
   ``fs.loss_gradient`` (validation plus the 4-byte flag read-back);
 * the generic CuPy path: the Array-API reference run on CuPy (``check=False``);
 * PyTorch ``cross_entropy`` + autograd (forward and backward for W and b) on the
-  same GPU and the same arrays (shared through DLPack), if torch sees CUDA.
+  same GPU and the same arrays (shared through DLPack), if torch sees CUDA;
+* the fused kernels' registers and local memory as CuPy's NVRTC built them
+  (``num_regs``, ``local_size_bytes``: the figures tests/test_cuda_sources.py
+  predicts with nvcc);
+* with ``--train-n``: ``SoftmaxClassifier(backend="cupy")`` fitted for
+  ``--train-steps`` steps on a spiral of that many points made on the device.
 
 Times are CUDA-event medians. Effective bandwidth counts ONE read of X and y
 (the minimum any implementation must move); the issue's targets are checked
@@ -17,6 +22,7 @@ against the copy measured in the same run. Prints a table and writes JSON.
 
     python bench/gpu_bench.py                       # N = 1e8, writes gpu_bench.json
     python bench/gpu_bench.py --n 10000000 --out /tmp/b.json --repeat 50
+    python bench/gpu_bench.py --train-only --train-n 10000000 --train-steps 200
 
 Without a usable GPU it prints the reason and exits with status 0 (nothing to
 measure); with --require-gpu, status 2.
@@ -145,6 +151,33 @@ def bench_dtype(fs, cupy, be, n, dtype, args, torch):
     return n, cases
 
 
+def kernel_usage(be, dtype, label_dtype, d, k):
+    """Registers and local memory of the fused kernel as CuPy compiled it."""
+    from fastsoftmax.backends import cupy as cb
+
+    names = cb.fused_kernel_names(dtype, label_dtype, d, k)
+    kernel, per_sm = be._kernel("loss_gradient.cu", names, 0, cb.FUSED_BLOCK)
+    return {"kernel": names[0], "num_regs": int(kernel.num_regs),
+            "local_size_bytes": int(kernel.local_size_bytes), "blocks_per_sm": per_sm}
+
+
+def bench_train(fs, cupy, be, n, steps):
+    """Wall time of SoftmaxClassifier(backend="cupy").fit: ``steps`` full-batch steps."""
+    X, y = fs.make_spiral(n // 3, 3, seed=0, dtype="float32", backend=be)
+    model = fs.SoftmaxClassifier(max_iter=steps, seed=0, backend="cupy")
+    fs.SoftmaxClassifier(max_iter=2, seed=0, backend="cupy").fit(X[:1000], y[:1000])  # compile
+    cupy.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    model.fit(X, y)
+    cupy.cuda.Device().synchronize()
+    wall = time.perf_counter() - t0
+    accuracy = float(model.score(X, y))
+    return {"n": int(X.shape[0]), "steps": int(model.n_iter_), "wall_s": wall,
+            "ms_per_step": 1e3 * wall / max(1, int(model.n_iter_)),
+            "first_loss": float(model.loss_history_[0]),
+            "last_loss": float(model.loss_history_[-1]), "training_accuracy": accuracy}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000_000, help="rows (default 1e8)")
@@ -155,6 +188,11 @@ def main(argv=None):
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--out", default="gpu_bench.json")
     parser.add_argument("--require-gpu", action="store_true")
+    parser.add_argument("--train-n", type=int, default=0,
+                        help="also fit SoftmaxClassifier on this many points (0: no)")
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--train-only", action="store_true",
+                        help="only the classifier run (with --train-n)")
     args = parser.parse_args(argv)
 
     import fastsoftmax as fs
@@ -179,11 +217,30 @@ def main(argv=None):
 
     t0 = time.time()
     result = {"device": be.device, "cupy": cupy.__version__, "fastsoftmax_backend": repr(be),
-              "python": platform.python_version(), "n_requested": args.n,
-              "copy": copy_bandwidth(cupy, args.copy_bytes, args.repeat), "cases": []}
+              "python": platform.python_version(), "n_requested": args.n}
+    print(f"device: {be.device}")
+    if args.train_n:
+        train = result["train"] = bench_train(fs, cupy, be, args.train_n, args.train_steps)
+        print(f"train SoftmaxClassifier(backend='cupy') N={train['n']:,} {train['steps']} "
+              f"steps: {train['wall_s']:.2f} s ({train['ms_per_step']:.2f} ms/step), loss "
+              f"{train['first_loss']:.4f} -> {train['last_loss']:.4f}, training accuracy "
+              f"{train['training_accuracy']:.3f}")
+    if args.train_only:
+        result["wall_s"] = time.time() - t0
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.out}")
+        return 0
+    label = str(fs.make_spiral(1, 3, seed=0, backend=be)[1].dtype)  # the timed labels' dtype
+    result["kernels"] = [kernel_usage(be, t, label, 2, 3) for t in args.dtypes.split(",")]
+    for usage in result["kernels"]:
+        print(f"kernel {usage['kernel']}: {usage['num_regs']} registers, "
+              f"{usage['local_size_bytes']} bytes local memory, "
+              f"{usage['blocks_per_sm']} blocks of 256 per SM")
+    result["copy"] = copy_bandwidth(cupy, args.copy_bytes, args.repeat)
+    result["cases"] = []
     cupy.get_default_memory_pool().free_all_blocks()
     copy_gbps = result["copy"]["gbps"]
-    print(f"device: {be.device}")
     print(f"device-to-device copy: {copy_gbps:,.0f} GB/s (read + write)")
     for dtype in args.dtypes.split(","):
         n, cases = bench_dtype(fs, cupy, be, args.n, dtype, args, torch)

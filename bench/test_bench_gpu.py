@@ -1,5 +1,7 @@
-"""GPU cases: the cupy backend's fused loss_gradient against the generic CuPy path
-(the Array-API reference run on CuPy), on spirals generated on the device.
+"""GPU cases: the cupy backend's loss_gradient kernels (the fused one, or the wide
+path where (D, K) is beyond the registers: ``loss_gradient_path``) against the
+generic CuPy path (the Array-API reference run on CuPy), on spirals generated on
+the device.
 
 Skipped, with the registry's reason, where no CUDA GPU is usable. The issue's
 judged shape (N = 1e8, D = 2, K = 3) is in BIG (opt in with ``-m big``);
@@ -12,6 +14,7 @@ import pytest
 
 import fastsoftmax as fs
 from fastsoftmax.backends import Backend, backend_info
+from fastsoftmax.backends.cupy import loss_gradient_path
 
 INFO = backend_info("cupy")
 pytestmark = pytest.mark.skipif(
@@ -36,9 +39,10 @@ def _case(benchmark, shape, path):
     n, k, d, dtype = shape
     be = fs.get_backend("cupy")
     X, y, W, b = _device_spiral(n, k, d, dtype)
-    op = be.loss_gradient if path == "fused" else functools.partial(Backend.loss_gradient, be)
+    op = be.loss_gradient if path == "kernel" else functools.partial(Backend.loss_gradient, be)
+    route = loss_gradient_path(dtype, d, k) if path == "kernel" else "generic"
     benchmark.group = f"loss_gradient|N={n:.0e},K={k},D={d},{dtype}"
-    benchmark.extra_info.update(op="loss_gradient", backend=f"cupy-{path}", n=n, k=k, d=d,
+    benchmark.extra_info.update(op="loss_gradient", backend=f"cupy-{route}", n=n, k=k, d=d,
                                 dtype=dtype, device=be.device,
                                 bytes_one_read=int(X.nbytes + y.nbytes))
 
@@ -52,14 +56,14 @@ def _case(benchmark, shape, path):
     assert tuple(dW.shape) == (d, k)
 
 
-@pytest.mark.parametrize("path", ["fused", "generic"])
+@pytest.mark.parametrize("path", ["kernel", "generic"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"N{s[0]}-K{s[1]}-D{s[2]}-{s[3]}")
 def test_gpu_loss_gradient(benchmark, shape, path):
     _case(benchmark, shape, path)
 
 
 @pytest.mark.big
-@pytest.mark.parametrize("path", ["fused", "generic"])
+@pytest.mark.parametrize("path", ["kernel", "generic"])
 @pytest.mark.parametrize("shape", BIG, ids=lambda s: f"N{s[0]}-K{s[1]}-D{s[2]}-{s[3]}")
 def test_gpu_loss_gradient_big(benchmark, shape, path):
     _case(benchmark, shape, path)

@@ -1,11 +1,20 @@
 """The cupy backend's CUDA kernels at their edges, against the Array-API
-reference run on the same device and against NumPy.
+reference run on the same device, against NumPy and against SciPy.
 
-Every test here but the CLI ones needs a usable CUDA GPU and skips with the
-registry's reason without one. The cross-backend suites (test_loss.py,
-test_softmax.py, ...) run on cupy too, through the shared ``backend`` fixture.
+Most tests here need a usable CUDA GPU and skip with the registry's reason
+without one. The cross-backend suites (test_loss.py, test_softmax.py, ...) run
+on cupy too, through the shared ``backend`` fixture.
+
+The first section runs everywhere: the backend's pure parts (which path a shape
+takes, the dtype and shape guard in front of the raw pointers) and its host-side
+sums over N. Those are functions of an array namespace, written with calls
+NumPy and CuPy share (``sum(..., dtype=)``, ``astype``, ``@``), so running them
+on NumPy runs the backend's own code; the data are chosen so that a sum
+accumulated in float32 would fail.
 """
 
+import ast
+import inspect
 import os
 import subprocess
 import sys
@@ -53,16 +62,17 @@ def _assert_outputs_close(got, want, dtype, scale):
 
 
 # (N, D, K): N around the block (256) and chunk sizes, K on both sides of the
-# register path's limits (float32: K <= 32, D*K <= 64; float64: K <= 16, D*K <= 32).
+# register path's limits (float32, float64: K <= 24, D*K <= 48; float16: K <= 16,
+# D*K <= 32).
 SHAPES = [
     (1, 2, 3), (2, 1, 1), (255, 2, 3), (256, 2, 3), (257, 2, 3), (1000, 1, 3), (1001, 3, 5),
-    (4099, 4, 4), (777, 1, 16), (513, 2, 32), (300, 1, 33), (200, 5, 100), (130, 3, 1000),
-    (77, 8, 9), (64, 64, 1), (65, 16, 2),
+    (4099, 4, 4), (777, 1, 16), (513, 2, 24), (300, 1, 25), (200, 5, 100), (130, 3, 1000),
+    (77, 8, 9), (64, 48, 1), (65, 49, 1), (66, 16, 3), (513, 2, 32),
 ]
 
 
 def _path(d, k, dtype):
-    return "fused" if cupy_module._fits_registers(d, k, np.dtype(dtype).name) else "wide"
+    return cupy_module.loss_gradient_path(np.dtype(dtype).name, d, k)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -176,7 +186,7 @@ def test_overflowing_scores_follow_the_reference(be):
         np.testing.assert_array_equal(np.isnan(fs.to_numpy(u)), np.isnan(fs.to_numpy(v)))
 
 
-def test_float16_inputs_accumulate_in_float32(be):
+def test_float16_inputs_compute_in_float32(be):
     X, y, W, b = random_problem(5000, 2, 3, np.float16, seed=7)
     got = be.loss_gradient(*_on(be, X, y, W, b), reg=0.1)
     assert all(a.dtype == np.float16 for a in got)
@@ -216,6 +226,129 @@ def test_unchecked_bad_label_poisons_the_loss(be, k):
     y[5] = k + 7
     loss, _, _ = be.loss_gradient(*_on(be, X, y, W, b), check=False)
     assert np.isnan(float(loss))
+
+
+# -- N >= 1e7 on the device: every path sums over N in float64 ----------------------
+# (N, D, K, dtype, the path loss_gradient takes); X is un-centred (~100), where a
+# float32 sum over the rows loses digits.
+BIG_SHAPES = [(10_000_000, 2, 3, "float32", "fused"), (10_000_000, 2, 3, "float64", "fused"),
+              (10_000_000, 40, 3, "float32", "wide")]
+
+
+def _device_problem(n, d, k, dtype, seed):
+    import cupy
+
+    rng = cupy.random.default_rng(seed)
+    X = (rng.standard_normal((n, d)) + 100.0).astype(dtype)
+    y = rng.integers(0, k, n).astype(cupy.int32)
+    W = (0.01 * rng.standard_normal((d, k))).astype(dtype)
+    b = (0.1 * rng.standard_normal(k)).astype(dtype)
+    return X, y, W, b
+
+
+@pytest.mark.parametrize("shape", BIG_SHAPES, ids=[f"{t}-D{d}-K{k}-{p}"
+                                                   for _, d, k, t, p in BIG_SHAPES])
+def test_big_uncentred_problem_matches_float64(be, shape):
+    import cupy
+
+    n, d, k, dtype, path = shape
+    assert cupy_module.loss_gradient_path(dtype, d, k) == path
+    X, y, W, b = _device_problem(n, d, k, dtype, seed=d + k)
+    got = be.loss_gradient(X, y, W, b, reg=1e-3)
+    X64, W64, b64 = (a.astype(cupy.float64) for a in (X, W, b))
+    want = _reference(be, "loss_gradient", X64, y, W64, b64, reg=1e-3, check=False)
+    _assert_outputs_close(got, want, np.dtype(dtype), scale=2.0 * float(cupy.abs(X).max()))
+
+
+def test_wide_path_dw_is_the_float64_sum_of_its_float32_dscores(be):
+    # The wide path's own dscores, rebuilt with the same float32 kernels (X @ W by
+    # the same cuBLAS call, + b, the row kernel with c_i = 1), then summed over the
+    # 1e7 rows in float64: dW must be that sum rounded once (a float32 GEMM is
+    # hundreds of ulps away at X ~ 100), db exactly CuPy's float64 sum.
+    import cupy
+
+    n, d, k = 10_000_000, 40, 3
+    assert cupy_module.loss_gradient_path("float32", d, k) == "wide"
+    X, y, W, b = _device_problem(n, d, k, "float32", seed=1)
+    _, dW, db = be.loss_gradient(X, y, W, b, check=False)
+    _, G = be.cross_entropy_gradient(X @ W + b, y, reduction="sum", check=False)
+    want_dW = (X.astype(cupy.float64).T @ G.astype(cupy.float64)) / n
+    np.testing.assert_array_max_ulp(fs.to_numpy(dW), fs.to_numpy(want_dW.astype(cupy.float32)),
+                                    maxulp=1)
+    want_db = (cupy.sum(G, axis=0, dtype=cupy.float64) / n).astype(cupy.float32)
+    np.testing.assert_array_equal(fs.to_numpy(db), fs.to_numpy(want_db))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("k", [3, 40])  # 1 and 8 threads per row
+def test_cross_entropy_reductions_sum_rows_in_float64(be, k, weighted):
+    import cupy
+
+    n = 10_000_000
+    rng = cupy.random.default_rng(k)
+    S = (3.0 * rng.standard_normal((n, k))).astype(cupy.float32)
+    y = rng.integers(0, k, n)
+    w = rng.uniform(0.0, 2.0, n).astype(cupy.float32) if weighted else None
+    rows = be.cross_entropy(S, y, reduction="none", sample_weight=w)
+    total = be.cross_entropy(S, y, reduction="sum", sample_weight=w)
+    # "sum" rows are the "none" rows: the total is their float64 sum, rounded once.
+    assert total.dtype == np.float32
+    assert float(total) == float(cupy.sum(rows, dtype=cupy.float64).astype(cupy.float32))
+    mean = be.cross_entropy(S, y, reduction="mean", sample_weight=w)
+    wsum = n if w is None else cupy.sum(w, dtype=cupy.float64)
+    want = (cupy.sum(rows, dtype=cupy.float64) / wsum).astype(cupy.float32)
+    np.testing.assert_array_max_ulp(fs.to_numpy(mean), fs.to_numpy(want), maxulp=2)
+
+
+def test_float32_data_with_float64_parameters_is_promoted_not_misread(be):
+    # The kernels take raw pointers: float64 W and b must not be read as float.
+    X, y, W, b = random_problem(1000, 2, 3, np.float32, seed=11)
+    W64, b64 = W.astype(np.float64), b.astype(np.float64)
+    w64 = np.random.default_rng(11).uniform(0, 1, 1000)
+    got = be.loss_gradient(*_on(be, X, y, W64, b64), reg=0.1, sample_weight=be.asarray(w64))
+    want = fs.loss_gradient(X, y, W64, b64, reg=0.1, sample_weight=w64, backend="numpy")
+    for u, v in zip(got, want):
+        assert u.dtype == np.float64
+        assert_close(u, v, np.float64, scale=4.0)
+    S32 = be.asarray(np.zeros((5, 3), np.float32))
+    loss = be.cross_entropy(S32, be.asarray(np.arange(5) % 3), sample_weight=be.asarray(
+        np.ones(5)))  # float64 weights follow S
+    assert loss.dtype == np.float32 and float(loss) == pytest.approx(np.log(3), rel=1e-6)
+
+
+def test_mismatched_shapes_are_refused_before_any_kernel(be):
+    X, y, W, b = _on(be, *random_problem(10, 2, 3, np.float32))
+    with pytest.raises(ValueError, match="b must have shape"):
+        be.loss_gradient(X, y, W, b[:2])
+    with pytest.raises(ValueError, match="y must have shape"):
+        be.loss_gradient(X, y[:9], W, b)
+
+
+# -- SciPy's answers (scipy.special) for the row kernels ----------------------------
+SCIPY_ROWS = [[0.0, -40.0],               # gh-18295: logsumexp = 4.248e-18, not 0
+              [1.0, 1.0, -40.0],          # a tie at the max
+              [np.inf, 0.0, -1.0],        # +inf: softmax all NaN, logsumexp +inf
+              [-np.inf, np.inf], [np.inf, np.inf, 0.0],
+              [-np.inf, -np.inf],         # fully masked
+              [np.nan, 0.0], [2.0, -3.0, 0.5]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [3, 40, 1000])  # 1, 8 and 128 threads per row
+def test_row_kernels_give_scipys_answers(be, k, dtype):
+    special = pytest.importorskip("scipy.special")
+    S = np.full((len(SCIPY_ROWS), k), -np.inf)  # -inf padding changes no answer
+    for i, row in enumerate(SCIPY_ROWS):
+        S[i, :len(row)] = row
+    S = S.astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for op, atol in (("softmax", 0.0), ("log_softmax", rtol), ("logsumexp", 0.0)):
+            got = fs.to_numpy(getattr(be, op)(be.asarray(S), 1))
+            want = getattr(special, op)(S, axis=1)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=op)
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=op)
+    assert fs.to_numpy(be.logsumexp(be.asarray(S), 1))[0] > 0  # 4.2e-18, relative accuracy
 
 
 # -- row kernels ----------------------------------------------------------------
@@ -305,6 +438,143 @@ def test_classifier_keeps_every_array_on_the_device(be):
     model = fs.SoftmaxClassifier(solver="gd", tol=0, random_state=0, backend="cupy").fit(X, y)
     assert be.owns(model.W_) and be.owns(model.b_) and be.owns(model.predict(X))
     assert model.loss_history_[-1] < model.loss_history_[0]
+
+
+# -- without a GPU: the routing, the guard and the float64 sums --------------------
+CP = cupy_module
+
+
+def test_routing_sends_each_shape_to_the_path_its_tests_expect():
+    assert CP.loss_gradient_path("float32", 2, 3) == "fused"      # the benchmarked shape
+    assert CP.loss_gradient_path("float64", 2, 3) == "fused"
+    assert CP.loss_gradient_path("float32", 100, 3) == "wide"     # the issue's example
+    assert CP.loss_gradient_path("float32", 40, 3) == "wide"      # BIG_SHAPES below
+    assert CP.loss_gradient_path("float32", 1, 25) == "wide"      # K beyond the registers
+    assert CP.loss_gradient_path("float16", 2, 3) == "fused"
+    assert CP.loss_gradient_path("float16", 100, 3) == "reference"
+    for _, d, k, dtype, path in BIG_SHAPES:
+        assert CP.loss_gradient_path(dtype, d, k) == path
+
+
+def test_wide_path_sums_x_times_dscores_in_float64():
+    # Un-centred float32 data (X ~ 100): a float32 product over N = 2e6 rows is
+    # ~1e-9 off relative to the summed magnitudes (NumPy's sgemm; cuBLAS's is
+    # worse); cast first, it agrees with the float64 product to ~1e-17.
+    rng = np.random.default_rng(0)
+    n, d, k = 2_000_000, 4, 3
+    X = (rng.standard_normal((n, d)) + 100).astype(np.float32)
+    G = rng.dirichlet(np.ones(k), n).astype(np.float32)
+    G[np.arange(n), rng.integers(0, k, n)] -= 1  # P - onehot: columns cancel
+    W = rng.standard_normal((d, k)).astype(np.float32)
+    rows = rng.exponential(size=n).astype(np.float32)
+    X64, G64 = X.astype(np.float64), G.astype(np.float64)
+    want = X64.T @ G64
+    magnitude = np.abs(X64).T @ np.abs(G64)
+    assert np.max(np.abs((X.T @ G) - want) / magnitude) > 1e-11  # float32 would fail below
+    for chunk in (CP.WIDE_CHUNK_BYTES, 1 << 20):  # one chunk; 24 chunks
+        got = CP.gemm_tn_f64(np, X, G, chunk)
+        assert got.dtype == np.float64
+        assert np.max(np.abs(got - want) / magnitude) < 1e-14
+    value, dW, db = CP.wide_outputs(np, X, G, rows, W, float(n), 0.1)
+    assert value.dtype == dW.dtype == db.dtype == np.float64  # cast once, by the caller
+    np.testing.assert_allclose(dW, want / n + 0.1 * W.astype(np.float64), rtol=1e-13)
+    np.testing.assert_allclose(db, G64.sum(axis=0) / n, rtol=1e-13, atol=1e-16)
+
+
+def test_row_sums_accumulate_in_float64():
+    # One 1.0 and 2e6 terms below half its float32 ulp: a float32 accumulator
+    # (even NumPy's pairwise one) drops those added to the 1.0; float64 keeps all.
+    n = 2_000_001
+    rows = np.full(n, 0.75 * 2.0**-24, dtype=np.float32)
+    rows[0] = 1.0
+    exact = np.float32(1.0 + (n - 1) * 0.75 * 2.0**-24)
+    assert np.sum(rows) != exact  # float32 accumulation: the data discriminate
+    total = CP.sum_rows(np, rows)
+    assert total.dtype == np.float64 and np.float32(total) == exact
+    np.testing.assert_array_equal(CP.sum_rows(np, np.stack([rows, rows], 1), axis=0),
+                                  [float(total)] * 2)
+
+
+def _calls_in(tree):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def test_every_sum_in_the_backend_names_its_accumulation_dtype():
+    # CuPy sums float32 in float32 unless told (its f->f rule): every sum in the
+    # backend says dtype=, and sums over rows go through sum_rows (float64).
+    tree = ast.parse(inspect.getsource(CP))
+    sums = [c for c in _calls_in(tree)
+            if isinstance(c.func, ast.Attribute) and c.func.attr == "sum"]
+    assert sums, "the backend sums somewhere"
+    for call in sums:
+        assert any(kw.arg == "dtype" for kw in call.keywords), ast.unparse(call)
+
+
+def test_products_over_rows_only_in_the_float64_gemm():
+    # X.T @ ... adds N products: only gemm_tn_f64 may write one (it casts first).
+    tree = ast.parse(inspect.getsource(CP))
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        for node in ast.walk(func):
+            if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)
+                    and isinstance(node.left, ast.Attribute) and node.left.attr == "T"):
+                assert func.name == "gemm_tn_f64", (func.name, ast.unparse(node))
+
+
+def _a(shape, dtype):
+    return np.zeros(shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("X,W,b,w,want", [
+    (np.float32, np.float32, np.float32, None, "float32"),
+    (np.float32, np.float64, np.float64, None, "float64"),    # the public API promotes
+    (np.float32, np.float32, np.float64, None, "float64"),
+    (np.float16, np.float32, np.float32, None, "float32"),
+    (np.float32, np.int64, np.int64, None, "float64"),        # integers as float64
+    (np.float32, np.float32, np.float32, np.float64, "float32"),  # weights follow X
+])
+def test_kernel_dtype_follows_the_public_promotion_rule(X, W, b, w, want):
+    got, label = CP.kernel_dtypes(_a(5, np.int64), None if w is None else _a(5, w),
+                                  X=_a((5, 2), X), W=_a((2, 3), W), b=_a(3, b))
+    assert (got, label) == (want, "int64")
+    public = fs.loss_gradient(_a((5, 2), X), _a(5, np.int64), _a((2, 3), W), _a(3, b),
+                              sample_weight=None if w is None else np.ones(5, w),
+                              backend="numpy")
+    assert all(str(a.dtype) == want for a in public)
+
+
+@pytest.mark.parametrize("name,bad", [("X", np.complex64), ("W", object), ("b", "U1"),
+                                      ("sample_weight", np.complex128), ("X", np.longdouble)])
+def test_kernel_dtype_refuses_what_no_kernel_reads(name, bad):
+    if np.dtype(bad) == np.dtype(np.float64):
+        pytest.skip("long double is float64 on this platform")
+    args = {"X": _a((5, 2), np.float32), "W": _a((2, 3), np.float32), "b": _a(3, np.float32)}
+    w = None
+    if name == "sample_weight":
+        w = _a(5, bad)
+    else:
+        args[name] = _a(args[name].shape, bad)
+    with pytest.raises(TypeError, match=f"^{name} must be a real floating array"):
+        CP.kernel_dtypes(_a(5, np.int64), w, **args)
+
+
+@pytest.mark.parametrize("labels", [np.float32, np.bool_, np.float64])
+def test_kernel_dtype_refuses_labels_that_are_not_integers(labels):
+    with pytest.raises(TypeError, match="^y must hold integer class labels"):
+        CP.kernel_dtypes(_a(5, labels), S=_a((5, 3), np.float32))
+
+
+@pytest.mark.parametrize("bad,words", [
+    ({"X": (5,)}, "X must be 2-dimensional"), ({"W": (3, 3)}, r"W must have shape \(D, K\)"),
+    ({"b": (4,)}, r"b must have shape \(K,\)"), ({"y": (4,)}, r"y must have shape \(N,\)"),
+    ({"sample_weight": (6,)}, r"sample_weight must have shape \(N,\)"),
+])
+def test_shape_guard_names_the_argument(bad, words):
+    shapes = {"X": (5, 2), "y": (5,), "W": (2, 3), "b": (3,), "sample_weight": (5,), **bad}
+    with pytest.raises(ValueError, match=words):
+        CP.check_shapes(**{k: _a(v, np.float32) for k, v in shapes.items()})
+    CP.check_shapes(S=_a((5, 3), np.float32), y=_a(5, np.int64))  # a score matrix passes
 
 
 # -- without a GPU: one clear error line (runs everywhere) -----------------------------

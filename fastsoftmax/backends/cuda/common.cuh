@@ -25,9 +25,9 @@ struct __align__(2) half_t {
     unsigned short bits;
 };
 
-// The type a kernel accumulates in: float for float32/float16 inputs (enough for
-// the few hundred rows one thread sums; cross-thread sums are done in double),
-// double for float64.
+// The type a kernel does its per-row arithmetic in: float for float32/float16
+// inputs, double for float64. Sums over rows (per-thread partial sums included)
+// are always double: float32 in, float32 out, but sums over N in float64.
 template <typename T> struct acc_of { typedef float type; };
 template <> struct acc_of<double> { typedef double type; };
 
@@ -85,8 +85,23 @@ __device__ __forceinline__ float exp_(float v) { return expf(v); }
 __device__ __forceinline__ double exp_(double v) { return exp(v); }
 __device__ __forceinline__ float log_(float v) { return logf(v); }
 __device__ __forceinline__ double log_(double v) { return log(v); }
+__device__ __forceinline__ float log1p_(float v) { return log1pf(v); }
+__device__ __forceinline__ double log1p_(double v) { return log1p(v); }
 __device__ __forceinline__ float fma_(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double fma_(double a, double b, double c) { return fma(a, b, c); }
+
+// log(sum_k exp(S_k - shift)) of one row, SciPy's way (scipy.special.logsumexp,
+// gh-18295). With a finite max m, `rest` is the sum of exp(S_k - m) over the
+// entries below m and `ties` counts the entries equal to m; a single max gives
+// log1p(rest), which keeps full relative accuracy where the result is near 0
+// (logsumexp([0, -40]) = 4.2e-18, where log(1 + 4.2e-18) would be 0). A max that
+// is not finite shifts by 0 and `rest` is the plain sum of exp(S_k): log(0) = -inf
+// for a fully masked row, log(inf) = +inf for a row holding +inf, NaN for NaN.
+template <typename V>
+__device__ __forceinline__ V log_sum_shifted(bool finite_max, V rest, V ties) {
+    if (!finite_max) return log_(rest);
+    return ties == V(1) ? log1p_(rest) : log_(ties + rest);
+}
 
 // Load N consecutive elements with the widest aligned vector loads (16 bytes
 // where the run allows it). The caller guarantees alignment to the run's size

@@ -3,8 +3,9 @@
 //
 // fused_loss_gradient: a grid-stride loop; each thread takes whole rows, keeps
 // W and b, the row's K scores and its own partial dW (D x K), db (K), loss and
-// weight sum in registers (D and K are template constants, so every register
-// array is indexed by compile-time constants). At the end each block reduces its
+// weight sum (in double, whatever the input dtype) in registers (D and K are
+// template constants, so every register array is indexed by compile-time
+// constants). At the end each block reduces its
 // threads' partials in double (warp shuffles, then one slot per warp in shared
 // memory) and writes one column of `partials` per block: no atomics on the
 // results, so the sums are the same bits run after run.
@@ -21,22 +22,43 @@
 
 #define FS_BLOCK 256  // threads per block of fused_loss_gradient; cupy.py launches this many
 
+// Blocks per multiprocessor the register allocator must leave room for. The
+// narrow float32 shapes with D >= 2 and D*K + K + 2 <= 11 partial sums (the
+// spiral's D = 2, K = 3 among them) fit 64 registers without spilling, so they
+// ask for 4 blocks of 256 (64K registers): 1024 threads with 32 bytes of loads
+// each in flight per SM, whatever register count a compiler version would drift
+// to. Everything else (float64, float16, D = 1 rows loaded 4 at a time, wider
+// shapes) takes the registers it needs: 0 is no minimum, as if none were given
+// (an explicit 1 made ptxas take 92 registers instead of 80 for float64 2 x 3,
+// one block fewer per SM); ptxas spilled at 64 registers there.
+template <typename T, int D, int K>
+constexpr int fused_min_blocks() {
+    return (sizeof(T) == 4 && D >= 2 && D * K + K + 2 <= 11) ? 4 : 0;
+}
+
 // exp for the fused kernel. float: __expf (ex2.approx of x*log2(e)), a few ulp off
 // expf for the shifted scores z <= 0 it sees (relative error ~|z| 2^-24, on terms
 // that are then ~e^z small), and a third of expf's instructions: at 70% of an
 // H200's bandwidth a 12-byte row may cost ~130 thread-instructions of the whole
-// GPU, and the row's arithmetic already takes about half of that.
+// GPU, and the row's arithmetic already takes about half of that. ex2.approx is
+// not promised exact at 0, and the row max's own term must be exactly 1 (ties
+// and the log1p of the rest, in accumulate_row): a select makes it so.
 // double: exp, minus its subnormal-result branch (z < -708, where e^z < 1e-307
 // next to the row max's 1): that branch is an out-of-line call whose register
 // saves made ptxas report spills; NaN still reaches exp and stays NaN.
-__device__ __forceinline__ float fused_exp(float v) { return __expf(v); }
+__device__ __forceinline__ float fused_exp(float v) { return v == 0.0f ? 1.0f : __expf(v); }
 __device__ __forceinline__ double fused_exp(double v) { return v < -708.0 ? 0.0 : exp(v); }
 
-// Add one row's contribution to the thread's partials.
+// Add one row's contribution to the thread's partials. The row's arithmetic is
+// in A (float for float32/float16, double for float64); the partial sums are in
+// double for every dtype, so a thread's thousands of rows at N = 1e9 add no
+// float32 rounding (float32 in, float32 out, sums over N in float64). That costs
+// D + K + 2 float-to-double conversions and D*K + K + 2 double adds per row.
 template <typename T, typename L, int D, int K, typename A>
 __device__ __forceinline__ void accumulate_row(const T* x, L label, T weight, bool weighted,
                                                const A (&Wr)[D][K], const A (&br)[K],
-                                               A (&acc)[D * K + K + 2], unsigned int& bits) {
+                                               double (&acc)[D * K + K + 2],
+                                               unsigned int& bits) {
     A xa[D];
     bool finite_row = true;
 #pragma unroll
@@ -58,19 +80,23 @@ __device__ __forceinline__ void accumulate_row(const T* x, L label, T weight, bo
     A m = z[0];
 #pragma unroll
     for (int k = 1; k < K; ++k) m = nanmax(m, z[k]);
-    const A shift = row_shift(m);
+    const bool finite_max = finite_(m);
+    const A shift = finite_max ? m : A(0);
 
     const long long lab = (long long)label;  // uint64 labels >= 2^63 turn negative: flagged
     if (lab < 0 || lab >= K) {
         bits |= FS_BAD_LABEL;
         return;
     }
-    A e[K], sum = A(0), zy = A(0);
+    // sum: of all exp(z); rest: of those below the max, whose own term is exactly
+    // 1 (fused_exp(0) = 1), so a tie adds exactly 1.
+    A e[K], sum = A(0), rest = A(0), zy = A(0);
 #pragma unroll
     for (int k = 0; k < K; ++k) {
         z[k] = z[k] - shift;
         e[k] = fused_exp(z[k]);
         sum += e[k];
+        rest += z[k] < A(0) ? e[k] : A(0);
         if (k == lab) zy = z[k];  // a select, not a run-time index into registers
     }
     A wi = A(1);
@@ -79,20 +105,31 @@ __device__ __forceinline__ void accumulate_row(const T* x, L label, T weight, bo
         if (!(wi >= A(0)) || !finite_(wi)) bits |= FS_BAD_WEIGHT;
     }
     const A inv = A(1) / sum;
+    double xd[D];
+#pragma unroll
+    for (int d = 0; d < D; ++d) xd[d] = (double)xa[d];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-        const A g = wi * (e[k] * inv - (k == lab ? A(1) : A(0)));  // dscores, unnormalised
+        // dscores, unnormalised: w (p - onehot), then summed in double.
+        const double g = (double)(wi * (e[k] * inv - (k == lab ? A(1) : A(0))));
         acc[D * K + k] += g;
 #pragma unroll
-        for (int d = 0; d < D; ++d) acc[d * K + k] = fma_(xa[d], g, acc[d * K + k]);
+        for (int d = 0; d < D; ++d) acc[d * K + k] = fma(xd[d], g, acc[d * K + k]);
     }
     // Cross-entropy from the log-softmax, never log(p): exact when p_y underflows.
-    acc[D * K + K] = fma_(wi, log_(sum) - zy, acc[D * K + K]);
-    acc[D * K + K + 1] += wi;
+    // log(sum) as in common.cuh's log_sum_shifted, with one log1p: a sum below 2
+    // with a finite max has a unique max (ties would add 1 each), so its log is
+    // log1p(rest), accurate for a confident row (e^-20 costs e^-20, not 0); past 2,
+    // log1p(sum - 1) = log(sum) with no cancellation. A max that is not finite
+    // (scores overflowing) gives log1p(sum - 1) = log(sum): -inf, +inf or NaN.
+    const A lse = log1p_((finite_max && sum < A(2)) ? rest : sum - A(1));
+    const double wd = (double)wi;
+    acc[D * K + K] = fma(wd, (double)(lse - zy), acc[D * K + K]);
+    acc[D * K + K + 1] += wd;
 }
 
 template <typename T, typename L, int D, int K>
-__global__ void __launch_bounds__(FS_BLOCK)
+__global__ void __launch_bounds__(FS_BLOCK, (fused_min_blocks<T, D, K>()))
 fused_loss_gradient(const T* __restrict__ X, const L* __restrict__ y,
                     const T* __restrict__ w,  // sample weights, or null
                     const T* __restrict__ W, const T* __restrict__ b, long long n,
@@ -118,9 +155,9 @@ fused_loss_gradient(const T* __restrict__ X, const L* __restrict__ y,
 #pragma unroll
     for (int k = 0; k < K; ++k) br[k] = to_acc(b[k]);
 
-    A acc[NOUT];
+    double acc[NOUT];
 #pragma unroll
-    for (int j = 0; j < NOUT; ++j) acc[j] = A(0);
+    for (int j = 0; j < NOUT; ++j) acc[j] = 0.0;
     unsigned int bits = 0;
     const bool weighted = (w != nullptr);
     const bool v = (vec != 0);
@@ -171,13 +208,12 @@ fused_loss_gradient(const T* __restrict__ X, const L* __restrict__ y,
     }
     if (bits) atomicOr(flag, bits);  // rare: only where a value is bad
 
-    // Block reduction in double: per-thread sums hold a few hundred rows at most
-    // (N / (blocks * 256)), the tree above them adds no float32 rounding.
+    // Block reduction in double, in a fixed order, like everything above it.
     __shared__ double red[FS_BLOCK / 32][NOUT];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
     for (int j = 0; j < NOUT; ++j) {
-        const double s = warp_sum((double)acc[j]);
+        const double s = warp_sum(acc[j]);
         if (lane == 0) red[warp][j] = s;
     }
     __syncthreads();

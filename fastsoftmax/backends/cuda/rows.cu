@@ -9,12 +9,19 @@
 // write); the second and third are served from L1/L2, so DRAM sees about one
 // read of S and one write of the result.
 //
-// The maths is _reference.py's: shift by the row max when it is finite, else by
-// 0, so a fully masked row (all -inf) gives softmax = log_softmax = NaN and
-// logsumexp = -inf, exactly as the reference and scipy.special do.
+// The maths is SciPy's (scipy.special), which the reference follows: the shift
+// is the row max when it is finite, and log(sum exp(S - max)) is log1p of the
+// sum over the entries below the max when the max is unique, so logsumexp keeps
+// full relative accuracy near 0 (common.cuh: log_sum_shifted). A row whose max
+// is not finite: softmax is all NaN (fully masked, holding +inf, or NaN);
+// log_softmax is NaN for a fully masked row and, for a row holding +inf, NaN at
+// the +inf entries and -inf elsewhere; logsumexp is -inf, +inf or NaN.
 #include "common.cuh"
 
 #define FS_ROW_BLOCK 256  // threads per block of the row kernels; cupy.py launches this many
+// At least 4 blocks of 256 threads per multiprocessor, so at most 64 registers:
+// left to itself ptxas picked 48 for softmax_rows<double> and spilled 8 bytes.
+#define FS_ROW_MIN_BLOCKS 4
 
 template <bool MAX>
 __device__ __forceinline__ double combine(double a, double b) {
@@ -41,9 +48,20 @@ __device__ __forceinline__ double group_reduce(double v, int G, double* scratch)
     return t;
 }
 
+// One entry's share of the row sums: a tie with a finite max counts in `ties`,
+// anything else adds exp(x - shift) to `rest` (see log_sum_shifted).
+template <typename T>
+__device__ __forceinline__ void add_to_row_sums(T x, T shift, bool finite_max, double& rest,
+                                                double& ties) {
+    if (finite_max && x == shift)
+        ties += 1.0;
+    else
+        rest += (double)exp_(x - shift);
+}
+
 // mode 0: softmax, 1: log_softmax (out is N x K); 2: logsumexp (out is N).
 template <typename T>
-__global__ void __launch_bounds__(FS_ROW_BLOCK)
+__global__ void __launch_bounds__(FS_ROW_BLOCK, FS_ROW_MIN_BLOCKS)
 softmax_rows(const T* __restrict__ S, T* __restrict__ out, long long n, int K, int G,
              int mode) {
     __shared__ double scratch[FS_ROW_BLOCK / 32];
@@ -58,18 +76,24 @@ softmax_rows(const T* __restrict__ S, T* __restrict__ out, long long n, int K, i
         double m = neg_inf<double>();
         if (active)
             for (int k = lane; k < K; k += G) m = nanmax(m, (double)s[k]);
-        const T shift = row_shift((T)group_reduce<true>(m, G, scratch));
-        double sum = 0.0;
+        m = group_reduce<true>(m, G, scratch);
+        const bool finite_max = finite_(m);
+        const T shift = finite_max ? (T)m : T(0);
+        double rest = 0.0, ties = 0.0;
         if (active)
-            for (int k = lane; k < K; k += G) sum += (double)exp_(s[k] - shift);
-        sum = group_reduce<false>(sum, G, scratch);
+            for (int k = lane; k < K; k += G) add_to_row_sums(s[k], shift, finite_max, rest, ties);
+        rest = group_reduce<false>(rest, G, scratch);
+        ties = group_reduce<false>(ties, G, scratch);
         if (!active) continue;
+        const double lse = log_sum_shifted(finite_max, rest, ties);  // log sum exp(S - shift)
         if (mode == 2) {
-            if (lane == 0) out[row] = (T)(log(sum) + (double)shift);
+            if (lane == 0) out[row] = (T)(lse + (double)shift);
         } else if (mode == 0) {
-            for (int k = lane; k < K; k += G) out[row * K + k] = (T)((double)exp_(s[k] - shift) / sum);
+            const double total = ties + rest;
+            for (int k = lane; k < K; k += G)
+                out[row * K + k] =
+                    finite_max ? (T)((double)exp_(s[k] - shift) / total) : quiet_nan<T>();
         } else {
-            const double lse = log(sum);
             for (int k = lane; k < K; k += G) out[row * K + k] = (T)((double)(s[k] - shift) - lse);
         }
     }
@@ -78,12 +102,15 @@ softmax_rows(const T* __restrict__ S, T* __restrict__ out, long long n, int K, i
 // Per row i, with c_i = scale * (w ? w_i : 1) / (mean && wsum ? *wsum : 1):
 //   rows_out[i] = c_i * (lse_i - S_{i,y_i})                 (the weighted row loss)
 //   dS[i, :]    = c_i * (softmax(S_i) - onehot(y_i))        (if dS is not null)
+// lse_i - S_{i,y_i} = log_sum_shifted(...) - (S_{i,y_i} - shift): a confident,
+// correct row costs its true e^-margin, not 0. dS follows the reference's
+// exp(S - shift) / sum (for a row holding +inf: NaN at the +inf entries, else 0).
 // S_i is S[i, :] + b when b is given (the wide loss_gradient path passes X @ W
 // and adds b here). dS may be S itself: every element is read and then written
 // by the same thread, and the label's score reaches the other threads of the row
 // through a reduction, never through memory another thread may be writing.
 template <typename T, typename L>
-__global__ void __launch_bounds__(FS_ROW_BLOCK)
+__global__ void __launch_bounds__(FS_ROW_BLOCK, FS_ROW_MIN_BLOCKS)
 cross_entropy_rows(const T* S, const T* __restrict__ b, const L* __restrict__ y,
                    const T* __restrict__ w, const double* __restrict__ wsum, int mean,
                    double scale, T* __restrict__ rows_out, T* dS, long long n, int K, int G,
@@ -121,26 +148,31 @@ cross_entropy_rows(const T* S, const T* __restrict__ b, const L* __restrict__ y,
                 if (k == lab) zy = (double)x;
             }
         }
-        const T shift = row_shift((T)group_reduce<true>(m, G, scratch));
+        m = group_reduce<true>(m, G, scratch);
+        const bool finite_max = finite_(m);
+        const T shift = finite_max ? (T)m : T(0);
         zy = group_reduce<false>(zy, G, scratch);  // one thread holds it, the rest add 0
-        double sum = 0.0;
+        double rest = 0.0, ties = 0.0;
         if (active)
             for (int k = lane; k < K; k += G) {
                 const T x = b != nullptr ? (T)(s[k] + b[k]) : s[k];
-                sum += (double)exp_(x - shift);
+                add_to_row_sums(x, shift, finite_max, rest, ties);
             }
-        sum = group_reduce<false>(sum, G, scratch);
+        rest = group_reduce<false>(rest, G, scratch);
+        ties = group_reduce<false>(ties, G, scratch);
         if (!active) continue;
         const bool valid = lab >= 0 && lab < K;
         // z_y = S_y - shift in T, as the reference computes it; NaN for a bad label.
         const double z_y = valid ? (double)((T)zy - shift) : quiet_nan<double>();
-        if (lane == 0) rows_out[row] = (T)(c * (log(sum) - z_y));
-        if (dS != nullptr)
+        if (lane == 0) rows_out[row] = (T)(c * (log_sum_shifted(finite_max, rest, ties) - z_y));
+        if (dS != nullptr) {
+            const double total = ties + rest;
             for (int k = lane; k < K; k += G) {
                 const T x = b != nullptr ? (T)(s[k] + b[k]) : s[k];
-                const double p = (double)exp_(x - shift) / sum;
+                const double p = (double)exp_(x - shift) / total;
                 dS[row * K + k] = (T)(c * (p - (k == lab ? 1.0 : 0.0)));
             }
+        }
     }
     if (bits) atomicOr(flag, bits);
 }
