@@ -51,10 +51,8 @@ def evaluation(args):
         X, y = fs.make_spiral(n // 3, 3, seed=0, shuffle=False, dtype=args.dtype,
                               backend="dask", chunks=rows)
         X, y = client.persist([X, y])
-        from distributed import futures_of
-
-        who = client.who_has(futures_of(X))  # where X's blocks were persisted
-        held = {w: sum(w in holders for holders in who.values()) for w in client.nthreads()}
+        held = {w: sum(1 for key in keys if isinstance(key, tuple) and key[0] == X.name)
+                for w, keys in client.has_what().items()}  # where X's blocks were persisted
         Xh, yh = X.compute(), y.compute()  # the same data for numba, in this process
         rng = np.random.default_rng(0)
         W = (0.01 * rng.standard_normal((2, 3))).astype(args.dtype)
