@@ -13,7 +13,7 @@ from fastsoftmax.backends import backend_info
 
 
 def test_list_backends_knows_every_backend():
-    assert fs.list_backends() == ["numba", "numpy", "cupy", "torch", "array_api_strict"]
+    assert fs.list_backends() == ["numba", "numpy", "cupy", "torch", "array_api_strict", "dask"]
 
 
 def test_available_backends_is_a_subset_and_includes_numpy():
