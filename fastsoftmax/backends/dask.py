@@ -69,7 +69,7 @@ def load():
     import array_api_compat.dask.array as xp
 
     return DaskBackend("dask", xp, version=dask.__version__,
-                       device="row blocks on the Dask scheduler in use")
+                       device="cpu: NumPy row blocks on the Dask scheduler in use")
 
 
 # -- helpers that run inside the tasks (module level: workers import them) ----
