@@ -31,7 +31,7 @@ from .backends import (
     list_backends,
     to_numpy,
 )
-from .datasets import make_spiral
+from .datasets import load_zarr, make_spiral, save_zarr
 from .models import (
     ConvergenceWarning,
     NotFittedError,
@@ -53,11 +53,13 @@ __all__ = [
     "cross_entropy_gradient",
     "get_backend",
     "list_backends",
+    "load_zarr",
     "log_softmax",
     "logsumexp",
     "loss",
     "loss_gradient",
     "make_spiral",
+    "save_zarr",
     "scores",
     "softmax",
     "to_numpy",

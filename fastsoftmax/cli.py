@@ -108,7 +108,31 @@ def build_parser():
     train.add_argument("--diagnostics", action="store_true",
                        help="--model mlp: record and print dead ReLUs, gradient norms and "
                             "update/weight ratios (and plot them with --plot)")
+    _add_dask_flags(train)
     train.set_defaults(run=_run_train)
+
+    make_data = sub.add_parser(
+        "make-data", help="write a spiral of any size to a Zarr store, block by block",
+        description="Generate the spiral block by block (on Dask) and write it to a Zarr v3 "
+                    "store that 'train --data' and fastsoftmax.load_zarr read back.")
+    make_data.add_argument("--out", metavar="PATH", required=True,
+                           help="the store to write (a directory, PATH.zarr by convention)")
+    make_data.add_argument("--n-per-class", type=int_at_least(1), default=100,
+                           help="points per class (default 100)")
+    make_data.add_argument("--classes", type=int_at_least(1), default=3,
+                           help="number of classes K (default 3)")
+    make_data.add_argument("--features", type=int_at_least(2), default=2,
+                           help="number of features D (default 2)")
+    make_data.add_argument("--noise", type=float_at_least(0.0), default=0.2,
+                           help="angular noise of the spiral (default 0.2)")
+    make_data.add_argument("--dtype", choices=("float64", "float32"), default="float32")
+    make_data.add_argument("--seed", type=int_at_least(0), default=0,
+                           help="seed of the data (default 0)")
+    make_data.add_argument("--overwrite", action="store_true",
+                           help="replace an existing store at PATH")
+    _add_dask_flags(make_data, data=False)
+    make_data.set_defaults(run=_run_make_data)
+
 
     backends = sub.add_parser("backends", help="list the backends and whether they are usable",
                               description="Every backend fastsoftmax knows: name, available, "
@@ -120,6 +144,50 @@ def build_parser():
 
     add_bench_parser(sub)
     return parser
+
+
+def _add_dask_flags(parser, *, data=True):
+    """The flags of the dask backend: where the cluster is, how the data is split."""
+    group = parser.add_argument_group("dask (with --backend dask; see docs/dask.md)")
+    group.add_argument("--scheduler", default=None, metavar="ADDR",
+                       help="'local' (default): start a LocalCluster on 127.0.0.1; "
+                            "tcp://HOST:PORT or tls://HOST:PORT: join a running scheduler")
+    group.add_argument("--workers", type=int_at_least(1), default=2,
+                       help="worker processes of the local cluster (default 2)")
+    group.add_argument("--threads-per-worker", type=int_at_least(1), default=1,
+                       help="threads per local worker, one kernel thread each (default 1)")
+    group.add_argument("--chunk-rows", type=int_at_least(1), default=None,
+                       help="rows per block (default: the store's chunks, else up to "
+                            "1,048,576 rows and at least one block per worker thread)")
+    for flag, what in (("--tls-ca-file", "CA certificate"), ("--tls-cert", "client certificate"),
+                       ("--tls-key", "client private key")):
+        group.add_argument(flag, metavar="PEM", default=None,
+                           help=f"{what} for a tls:// scheduler (default: Dask's config)")
+    if data:
+        group.add_argument("--data", metavar="PATH", default=None,
+                           help="train on a Zarr store written by make-data instead of a "
+                                "generated spiral")
+        group.add_argument("--persist", action="store_true",
+                           help="keep X and y in the workers' memory between passes "
+                                "(default: regenerate or re-read them on every pass)")
+
+
+def _dask_session(args, backend):
+    """The Dask client for ``--backend dask`` (closed on exit); nothing otherwise."""
+    import contextlib
+
+    if backend.name != "dask":
+        given = [flag for flag, value in (("--scheduler", args.scheduler), ("--data", args.data),
+                                          ("--chunk-rows", args.chunk_rows))
+                 if value is not None]
+        if given or args.persist:
+            raise UsageError(f"{(given or ['--persist'])[0]} needs --backend dask")
+        return contextlib.nullcontext()
+    from .distributed import dask_client
+
+    return dask_client(args.scheduler or "local", workers=args.workers,
+                       threads_per_worker=args.threads_per_worker, tls_ca_file=args.tls_ca_file,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key)
 
 
 def _progress_bar(total, progress, json_mode):
@@ -170,12 +238,6 @@ def _diverged_message(args, iteration, loss):
 
 
 def _run_train(args):
-    import numpy as np
-
-    from .backends import to_numpy
-    from .datasets import make_spiral
-    from .models import ConvergenceWarning, SoftmaxClassifier, TrainingDivergedError
-
     plot = None
     if args.plot is not None:
         from .plotting import _import_figure
@@ -192,17 +254,43 @@ def _run_train(args):
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    itemsize = 8 if args.dtype == "float64" else 4
-    need = _train_bytes(n, args.features, args.classes, itemsize, backend.name)
-    fits, available = fits_in_memory(need)
-    if not fits:
-        raise UsageError(f"--n-per-class {args.n_per_class} x --classes {args.classes} x "
-                         f"--features {args.features} needs about {gib(need)} with backend "
-                         f"{backend.name}; {gib(available)} is available")
+    if backend.name == "dask" and plot is not None:
+        raise UsageError("--plot is not available with --backend dask (it would gather X)")
+    with _dask_session(args, backend):
+        return _train(args, backend, plot, n)
+
+
+def _train(args, backend, plot, n):
+    import numpy as np
+
+    from .backends import to_numpy
+    from .datasets import make_spiral
+    from .models import ConvergenceWarning, SoftmaxClassifier, TrainingDivergedError
+
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
-                       noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
-                       backend=backend)
+    if backend.name == "dask":  # blocks on the workers; the data never sit in this process
+        from ._dask_data import training_data
+
+        X, y = training_data(args.data, n_per_class=args.n_per_class, n_classes=args.classes,
+                             n_features=args.features, noise=args.noise, seed=seed,
+                             dtype=args.dtype, chunk_rows=args.chunk_rows, persist=args.persist)
+        if args.data is not None:  # the store's shape, not the flags'
+            from ._dask_data import zarr_attrs
+
+            args.features = X.shape[1]
+            args.classes = zarr_attrs(args.data).get("n_classes", args.classes)
+            n = X.shape[0]
+    else:
+        itemsize = 8 if args.dtype == "float64" else 4
+        need = _train_bytes(n, args.features, args.classes, itemsize, backend.name)
+        fits, available = fits_in_memory(need)
+        if not fits:
+            raise UsageError(f"--n-per-class {args.n_per_class} x --classes {args.classes} x "
+                             f"--features {args.features} needs about {gib(need)} with "
+                             f"backend {backend.name}; {gib(available)} is available")
+        X, y = make_spiral(args.n_per_class, args.classes, n_features=args.features,
+                           noise=args.noise, shuffle=False, seed=seed, dtype=args.dtype,
+                           backend=backend)
     if not args.json:
         print(f"training on {n:,} spiral points ({args.classes} classes, {args.features} "
               f"features, {args.dtype}) with backend {backend.name}, seed {seed}", flush=True)
@@ -288,6 +376,28 @@ def _run_train(args):
                   f"; objective {objective:.10g})")
         if plot is not None:
             print(f"wrote {plot}")
+    return 0
+
+
+def _run_make_data(args):
+    import os
+
+    from .distributed import dask_client
+
+    if os.path.exists(args.out) and not args.overwrite:  # before starting a cluster
+        raise UsageError(f"--out {args.out} exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    with dask_client(args.scheduler or "local", workers=args.workers,
+                     threads_per_worker=args.threads_per_worker, tls_ca_file=args.tls_ca_file,
+                     tls_cert=args.tls_cert, tls_key=args.tls_key):
+        from ._dask_data import write_spiral
+
+        n, blocks = write_spiral(args.out, n_per_class=args.n_per_class, n_classes=args.classes,
+                                 n_features=args.features, noise=args.noise, seed=args.seed,
+                                 dtype=args.dtype, chunk_rows=args.chunk_rows,
+                                 overwrite=args.overwrite)
+    print(f"wrote {n:,} points ({args.classes} classes, {args.features} features, "
+          f"{args.dtype}) in {blocks} blocks to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -18,7 +18,7 @@ _MAX_DRAW = 64.0
 
 
 def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffle=True,
-                seed=None, dtype="float64", backend=None):
+                seed=None, dtype="float64", backend=None, chunks=None):
     """The notebook's spiral: ``n_classes`` interleaved arms of ``n_per_class`` points.
 
     Point ``i`` of class ``j`` has radius ``r = i / (n_per_class - 1)`` and angle
@@ -54,6 +54,12 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
         draws on the device with its own generator.
     dtype : {"float64", "float32"}
     backend : str, Backend or None
+    chunks : int, sequence of int or None
+        ``backend="dask"`` only: rows per block (or the block sizes). Each block
+        is generated on the worker that needs it, each point's noise from
+        ``(seed, point)`` alone, and ``shuffle`` is a permutation every block
+        computes alone; see ``fastsoftmax._dask_data`` for how this relates to
+        the one-process spiral.
 
     Raises
     ------
@@ -101,6 +107,15 @@ def make_spiral(n_per_class=100, n_classes=3, *, n_features=2, noise=0.2, shuffl
                          f"{n:,} x {n_features:,} values, more than an array can address")
 
     be = get_backend(backend)
+    if be.name == "dask":  # lazy blocks, each generated on a worker
+        from ._dask_data import make_spiral_dask
+
+        Q = _embedding(np, n_features, np.dtype(dtype)) if n_features > 2 else None
+        return make_spiral_dask(n_per_class, n_classes, n_features=n_features, noise=noise,
+                                shuffle=bool(shuffle), seed=seed, dtype=dtype, chunks=chunks,
+                                embedding=Q)
+    if chunks is not None:
+        raise ValueError(f"chunks is for backend='dask' only, not {be.name!r}")
     xp = be.xp
     fdtype = getattr(xp, dtype)
     made = str(xp.zeros((), dtype=fdtype).dtype).rsplit(".", 1)[-1]
@@ -131,3 +146,7 @@ def _embedding(xp, n_features, dtype):
     scale = math.sqrt(2.0 / n_features)
     Q = xp.stack([scale * xp.cos(theta), scale * xp.sin(theta)], axis=0)
     return xp.astype(Q, dtype)
+
+
+# Re-exported here, beside make_spiral; _dask_data imports Dask/Zarr only when called.
+from ._dask_data import load_zarr, save_zarr  # noqa: E402, F401

@@ -50,7 +50,22 @@ def backend(request):
     info = backend_info(request.param)
     if not info["available"]:
         pytest.skip(f"backend {request.param!r} is unavailable here: {info['reason']}")
+    if request.param == "dask":  # its column runs on a real cluster of worker processes
+        request.getfixturevalue("dask_client")
     return fs.get_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``LocalCluster`` of 2 worker processes (1 thread each) and its client,
+    the default scheduler while it lives; shut down at the end of the session."""
+    pytest.importorskip("distributed", reason="the dask tests need dask.distributed")
+    from distributed import Client
+
+    from fastsoftmax.distributed import local_cluster
+
+    with local_cluster(2, threads_per_worker=1) as cluster, Client(cluster) as client:
+        yield client
 
 
 @pytest.fixture(params=DTYPES, ids=["float64", "float32"])

@@ -24,6 +24,7 @@ _MODULES = {
     "torch": "torch",
     "jax": "jax",
     "array_api_strict": "array_api_strict",
+    "dask": "dask",
 }
 
 _loaded: dict[str, Backend] = {}
@@ -105,6 +106,8 @@ def _auto_for(array, work=None):
     """The backend an input array's type (and, for NumPy, the work) calls for under ``"auto"``."""
     import array_api_compat as compat
 
+    if compat.is_dask_array(array):
+        return "dask"
     if compat.is_cupy_array(array):
         return "cupy"
     if compat.is_torch_array(array):
@@ -162,7 +165,8 @@ def get_backend(name=None, *, like=None, work=None):
     name : str, Backend or None
         ``None`` reads ``$FASTSOFTMAX_BACKEND``, else means ``"auto"``.
         ``"auto"`` picks by the type of ``like`` (CuPy arrays: ``cupy``, torch
-        tensors: ``torch``, JAX arrays: ``jax``, ...). For NumPy inputs (or none)
+        tensors: ``torch``, JAX arrays: ``jax``,
+        Dask arrays: ``dask``, ...). For NumPy inputs (or none)
         it picks whichever of ``numba`` and ``numpy`` finishes the work first:
         ``numba`` once its kernels are loaded in this process; before that
         ``numpy``, until the NumPy time spent under ``"auto"`` would have paid

@@ -673,6 +673,33 @@ class NumbaBackend(Backend):
         db = (db_sum / wsum).astype(dtype)
         return loss, dW, db
 
+    def loss_gradient_sums(self, X, y, W, b, *, sample_weight=None, need_grad=True,
+                           stop_on_suspect=False):
+        """The unnormalised float64 sums of one pass over a block of rows.
+
+        For the ``dask`` backend, which adds the blocks' sums in a tree and
+        divides once: ``(loss_sum, dW_sum, db_sum, weight_sum, suspect)`` with
+        ``loss_sum = sum_i w_i l_i``, ``dW_sum = X.T @ G``, ``db_sum = sum_i G_i``
+        for ``G_i = w_i (p_i - onehot(y_i))``, ``weight_sum = sum_i w_i`` (N
+        unweighted), and ``suspect`` true when the kernel saw a value to check
+        (non-finite ``X``/weights, a label outside ``[0, K)``, a negative weight).
+        No value is checked here and ``reg`` is not applied.
+        """
+        n, d = X.shape
+        k = W.shape[1]
+        W = np.ascontiguousarray(W)
+        use_w = sample_weight is not None
+        w = sample_weight if use_w else np.ones(1, X.dtype)
+        if _regime(d, k) == "narrow":
+            kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
+                      else _loss_gradient_narrow_serial_kernel)
+            acc, suspect = kernel(X, y, W, b, w, use_w, need_grad, _n_chunks(n))
+            return (float(acc[d * k + k]), acc[:d * k].reshape(d, k), acc[d * k:d * k + k],
+                    float(acc[d * k + k + 1]), bool(suspect))
+        dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
+            X, y, W, b, w, use_w, need_grad, stop_on_suspect=stop_on_suspect)
+        return float(loss_sum), dW_sum, db_sum, float(wsum), bool(suspect)
+
 
 def _kernel_labels(y):
     """Labels as the kernels take them: int32 and int64 as they are, every other

@@ -240,6 +240,10 @@ class BackendRow(Row):
             import jax
 
             jax.block_until_ready(values)
+        if any(compat.is_dask_array(v) for v in values):  # dask's row-wise ops are lazy
+            import dask
+
+            dask.compute(*values)
 
     def _prepare_loss_gradient(self, data):
         import fastsoftmax as fs

@@ -205,6 +205,8 @@ class BaseClassifier:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                              f"target y is None")
+        if hasattr(be, "encode_labels") and be.owns(y):  # labels that stay distributed (dask)
+            return be.encode_labels(y, n)
         y_host = np.asarray(to_numpy(y))
         if y_host.ndim == 2 and y_host.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. "
@@ -352,6 +354,10 @@ class BaseClassifier:
 
     def score(self, X, y, sample_weight=None):
         """(Weighted) mean accuracy on ``(X, y)``, a Python float."""
+        be = self._fitted()
+        if hasattr(be, "encode_labels") and be.owns(y) and sample_weight is None:
+            # Labels that stay distributed (dask): one reduction, nothing gathered.
+            return float(be.xp.mean(be.xp.astype(self.predict(X) == y, be.xp.float64)))
         predicted = np.asarray(to_numpy(self.predict(X)))
         correct = predicted == np.asarray(to_numpy(y)).reshape(predicted.shape)
         if sample_weight is None:
