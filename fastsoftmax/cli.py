@@ -269,7 +269,7 @@ def _train(args, backend, plot, n):
 
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     if backend.name == "dask":  # blocks on the workers; the data never sit in this process
-        from ._dask_data import training_data
+        from .distributed import training_data
 
         X, y = training_data(args.data, n_per_class=args.n_per_class, n_classes=args.classes,
                              n_features=args.features, noise=args.noise, seed=seed,
@@ -390,7 +390,7 @@ def _run_make_data(args):
     with dask_client(args.scheduler or "local", workers=args.workers,
                      threads_per_worker=args.threads_per_worker, tls_ca_file=args.tls_ca_file,
                      tls_cert=args.tls_cert, tls_key=args.tls_key):
-        from ._dask_data import write_spiral
+        from .distributed import write_spiral
 
         n, blocks = write_spiral(args.out, n_per_class=args.n_per_class, n_classes=args.classes,
                                  n_features=args.features, noise=args.noise, seed=args.seed,

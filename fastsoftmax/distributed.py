@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 # Every worker thread runs one block at a time on one core: the kernels and the
 # BLAS they call must not start thread pools of their own on top (2 workers x
 # 2 Numba threads on 2 cores would oversubscribe).
@@ -141,3 +143,52 @@ def _lost_workers_in_one_line():
             f"ran task {exc.task!r} (the last was {exc.last_worker.address}); a worker "
             f"died running it (killed, or over its memory limit: try smaller chunks)"
         ) from None
+
+
+# -- the data of the commands (make-data, train --backend dask) --------------
+
+def write_spiral(path, *, n_per_class, n_classes, n_features, noise, seed, dtype,
+                 chunk_rows=None, shuffle=False, overwrite=False):
+    """``fastsoftmax make-data``: generate a spiral on Dask and store it at ``path``.
+
+    ``y`` is stored as the smallest unsigned integer type for ``n_classes``
+    labels (``uint8`` up to 256). Returns ``(N, number of blocks)``.
+    """
+    from ._dask_data import MAKE_DATA_CHUNK_ROWS, save_zarr
+    from .datasets import make_spiral
+
+    n = n_per_class * n_classes
+    rows = chunk_rows or min(MAKE_DATA_CHUNK_ROWS, n)
+    X, y = make_spiral(n_per_class, n_classes, n_features=n_features, noise=noise, seed=seed,
+                       shuffle=shuffle, dtype=dtype, backend="dask", chunks=rows)
+    # Out of core the labels are read on every pass: the smallest type that holds
+    # K labels (uint8 up to 256 classes) reads 4x less than int32.
+    y = y.astype(np.min_scalar_type(n_classes - 1))
+    attrs = {"n_per_class": n_per_class, "n_classes": n_classes, "n_features": n_features,
+             "noise": noise, "seed": seed, "dtype": dtype, "chunk_rows": rows,
+             "shuffle": shuffle}
+    save_zarr(path, X, y, attrs=attrs, overwrite=overwrite)
+    return n, X.numblocks[0]
+
+
+def training_data(data, *, n_per_class, n_classes, n_features, noise, seed, dtype,
+                  chunk_rows=None, persist=False):
+    """``fastsoftmax train --backend dask``: ``(X, y)`` from a store (``data``) or
+    a generated spiral, optionally persisted in the workers' memory."""
+    import dask
+
+    from ._dask_data import load_zarr
+    from .datasets import make_spiral
+
+    if data is not None:
+        X, y = load_zarr(data, chunks=chunk_rows)
+        if np.dtype(X.dtype).name != dtype:
+            X = X.astype(dtype)
+    else:
+        # Class-major, as the one-process `train` (the order is immaterial to a full batch).
+        X, y = make_spiral(n_per_class, n_classes, n_features=n_features, noise=noise,
+                           shuffle=False, seed=seed, dtype=dtype, backend="dask",
+                           chunks=chunk_rows)
+    if persist:
+        X, y = dask.persist(X, y)
+    return X, y
