@@ -688,16 +688,18 @@ class NumbaBackend(Backend):
         n, d = X.shape
         k = W.shape[1]
         W = np.ascontiguousarray(W)
+        y = _kernel_labels(y)
         use_w = sample_weight is not None
         w = sample_weight if use_w else np.ones(1, X.dtype)
         if _regime(d, k) == "narrow":
             kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
                       else _loss_gradient_narrow_serial_kernel)
-            acc, suspect = kernel(X, y, W, b, w, use_w, need_grad, _n_chunks(n))
+            # wscale 1: raw weights, the sums unnormalised (the caller divides once).
+            acc, suspect = kernel(X, y, W, b, w, use_w, 1.0, need_grad, _n_chunks(n))
             return (float(acc[d * k + k]), acc[:d * k].reshape(d, k), acc[d * k:d * k + k],
                     float(acc[d * k + k + 1]), bool(suspect))
         dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
-            X, y, W, b, w, use_w, need_grad, stop_on_suspect=stop_on_suspect)
+            X, y, W, b, w, use_w, 1.0, need_grad, stop_on_suspect=stop_on_suspect)
         return float(loss_sum), dW_sum, db_sum, float(wsum), bool(suspect)
 
 
