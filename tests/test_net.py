@@ -16,6 +16,15 @@ import naive
 from conftest import assert_close
 
 
+@pytest.fixture
+def backend(backend):
+    """The conftest column, less dask: the network has no distributed path yet (its
+    reference ops on Dask arrays run step by step on the cluster: minutes per test)."""
+    if backend.name == "dask":
+        pytest.skip("TwoLayerNet on dask is not built yet (a follow-up of issues 10/11)")
+    return backend
+
+
 @pytest.fixture(autouse=True)
 def _torch_single_thread():
     # Tiny tensors on a busy 2-core machine: torch's spinning intra-op threads make
