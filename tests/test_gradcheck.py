@@ -8,11 +8,6 @@ from test_net import net_problem
 import fastsoftmax as fs
 
 
-# The largest relative error a correct gradient may show. float64: the issue's 1e-7
-# (measured ~1e-8 and below on these problems). float32: the centred difference's
-# rounding error is ~eps32 * |L| / h ~ 2e-5 absolute at h ~ cbrt(eps32) = 5e-3, i.e.
-# ~1e-3 relative on gradient entries of ~1e-2 (measured up to 1e-3): 1e-2 keeps
-# a 10x margin, while a wrong gradient shows errors of order 1.
 @pytest.fixture
 def backend(backend):
     """The conftest column, less dask: the network has no distributed path yet (its
@@ -22,6 +17,11 @@ def backend(backend):
     return backend
 
 
+# The largest relative error a correct gradient may show. float64: the issue's 1e-7
+# (measured ~1e-8 and below on these problems). float32: the centred difference's
+# rounding error is ~eps32 * |L| / h ~ 2e-5 absolute at h ~ cbrt(eps32) = 5e-3, i.e.
+# ~1e-3 relative on gradient entries of ~1e-2 (measured up to 1e-3): 1e-2 keeps
+# a 10x margin, while a wrong gradient shows errors of order 1.
 GRADCHECK_TOL = {np.dtype(np.float64): 1e-7, np.dtype(np.float32): 1e-2}
 NAMES = ("W1", "b1", "W2", "b2")
 
