@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import _validate
 from ._base import Backend, BackendUnavailableError, to_numpy
+from ._reference import _penalty
 
 CHUNK_ROWS = 1 << 20  # rows per block when NumPy input is split (8 MiB of X per feature)
 TREE_BYTES = 4 << 20  # partial sums one combine task of the tree adds (its fan-in)
@@ -98,18 +99,18 @@ def _good_weights(xp, w):
 
 
 def _sums_generic(be, X, y, W, b, w, need_grad):
-    """Float64 block sums through the backend's own ops (CuPy and others)."""
+    """Float64 block sums through the backend's own ops (NumPy, CuPy, others):
+    the rows' unweighted losses and ``dscores``, weighted and summed in float64
+    (a huge or subnormal float32 weight is then as good as any other)."""
     xp = be.xp
     S = be.scores(X, W, b, check=False)
-    loss_sum, dscores = be.cross_entropy_gradient(S, y, reduction="sum", sample_weight=w,
-                                                  check=False)
-    wsum = float(xp.sum(xp.astype(w, xp.float64))) if w is not None else float(X.shape[0])
+    rows, dscores = be.cross_entropy_gradient(S, y, reduction="none", check=False)
+    w64 = xp.astype(w, xp.float64) if w is not None else xp.ones(X.shape[0], dtype=xp.float64)
+    loss_sum, wsum = float(xp.sum(w64 * xp.astype(rows, xp.float64))), float(xp.sum(w64))
     if not need_grad:
-        return float(loss_sum), None, None, wsum
-    G = xp.astype(dscores, xp.float64)
-    dW = xp.astype(X, xp.float64).T @ G
-    db = xp.sum(G, axis=0)
-    return float(loss_sum), to_numpy(dW), to_numpy(db), wsum
+        return loss_sum, None, None, wsum
+    G = xp.astype(dscores, xp.float64) * w64[:, None]
+    return loss_sum, to_numpy(xp.astype(X, xp.float64).T @ G), to_numpy(xp.sum(G, axis=0)), wsum
 
 
 def _loss_block(X, y, W, b, w=None, *, need_grad, check):
@@ -149,9 +150,17 @@ def _ce_block(S, y, w=None, *, check):
     be = _block_backend(S)
     if check:
         _check_block(be, y=y, n_classes=S.shape[1], w=w)
-    value = be.cross_entropy(S, y, reduction="sum", sample_weight=w, check=False)
-    out[0, 0] = float(value)
-    out[0, 1] = float(np.sum(to_numpy(w), dtype=np.float64)) if w is not None else n
+    if w is None:
+        out[0, 0] = float(be.cross_entropy(S, y, reduction="sum", check=False))
+        out[0, 1] = n
+        return out
+    # w_i l_i summed in float64: a float32 sum of huge weights would overflow,
+    # of subnormal ones lose its digits (the one-process ops normalise first).
+    xp = be.xp
+    rows = xp.astype(be.cross_entropy(S, y, reduction="none", check=False), xp.float64)
+    w64 = xp.astype(w, xp.float64)
+    out[0, 0] = float(xp.sum(w64 * rows))
+    out[0, 1] = float(xp.sum(w64))
     return out
 
 
@@ -166,9 +175,10 @@ def _ce_rows_block(S, y, w=None, *, scale, need_grad, check):
         return be.cross_entropy(S, y, reduction="none", sample_weight=w, check=False)
     # "mean" scales every row by 1/sum(w); folding the scale into the weights
     # gives the very products the one-process kernels form (c_i = w_i * scale).
-    if scale != 1.0:
-        scale = S.dtype.type(scale)
-        w = be.xp.full((S.shape[0],), scale, dtype=S.dtype) if w is None else w * scale
+    if scale != 1.0:  # formed in float64, as the one-process kernels do
+        xp = be.xp
+        w = (xp.full((S.shape[0],), S.dtype.type(scale), dtype=S.dtype) if w is None
+             else xp.astype(xp.astype(w, xp.float64) * scale, S.dtype))
     return be.cross_entropy_gradient(S, y, reduction="sum", sample_weight=w, check=False)[1]
 
 
@@ -349,8 +359,7 @@ class DaskBackend(Backend):
 
     def loss(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
         total, W, wsum = self._block_sums(X, y, W, b, sample_weight, False, check)
-        W64 = W.astype(np.float64, copy=False)
-        return np.asarray(total[0] / wsum + 0.5 * reg * float(np.sum(W64 * W64)), dtype=W.dtype)
+        return np.asarray(total[0] / wsum + _penalty64(W, reg), dtype=W.dtype)
 
     def loss_gradient(self, X, y, W, b, *, reg=0.0, sample_weight=None, check=True):
         """``(loss, dW, db)`` computed: one tree reduction over all the blocks.
@@ -360,7 +369,7 @@ class DaskBackend(Backend):
         total, W, wsum = self._block_sums(X, y, W, b, sample_weight, True, check)
         d, k = W.shape
         W64 = W.astype(np.float64, copy=False)
-        loss = np.asarray(total[0] / wsum + 0.5 * reg * float(np.sum(W64 * W64)), dtype=W.dtype)
+        loss = np.asarray(total[0] / wsum + _penalty64(W, reg), dtype=W.dtype)
         dW = (total[2:2 + d * k].reshape(d, k) / wsum + reg * W64).astype(W.dtype)
         db = (total[2 + d * k:] / wsum).astype(W.dtype)
         return loss, dW, db
@@ -422,7 +431,8 @@ class DaskBackend(Backend):
         if sample_weight is None:
             return float(S.shape[0])
         total = float(_compute_one(da.sum(self.asarray(sample_weight), dtype=np.float64)))
-        if check and not total > 0:
+        if check and not total > 0:  # a bad weight, or none positive: the checks say which
+            self.check_values(sample_weight=sample_weight)
             _raise_zero_weight_sum()
         return total
 
@@ -456,6 +466,13 @@ class DaskBackend(Backend):
             scale = 1.0 / self._weight_total(S, sample_weight, False)
         dscores = self._ce_rows(S, y, sample_weight, scale, True, False)
         return value, dscores
+
+
+def _penalty64(W, reg):
+    """``0.5 reg |W|^2`` in float64, exactly 0 for ``reg=0`` (as every backend)."""
+    import array_api_compat.numpy as npx
+
+    return float(_penalty(W.astype(np.float64, copy=False), reg, npx))
 
 
 def _tree_sum(parts):

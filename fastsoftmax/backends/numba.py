@@ -35,9 +35,13 @@ Value checks are fused: the kernels flag non-finite ``X``, labels outside
 
 from __future__ import annotations
 
+import math
+
+import array_api_compat.numpy as _npx
 import numpy as np
 
 from ._base import Backend, BackendUnavailableError
+from ._reference import _penalty
 
 BLOCK = 256  # rows per block in the narrow kernel: its buffers stay in L1/L2
 MAX_CHUNKS = 256  # the narrow kernel's parallel work items (fixed -> deterministic)
@@ -638,39 +642,24 @@ class NumbaBackend(Backend):
     def _loss_gradient(self, X, y, W, b, reg, sample_weight, need_grad, check):
         if check:
             self.check_values(W=W, b=b)
-        n, d = X.shape
         k = W.shape[1]
-        dtype = X.dtype
-        W = np.ascontiguousarray(W)
-        labels = _kernel_labels(y)
-        use_w = sample_weight is not None
-        w, wscale = np.ones(1, dtype), 1.0
-        if use_w:
-            w = sample_weight
-            total = float(np.sum(w, dtype=np.float64))
+        wscale = 1.0
+        if sample_weight is not None:
+            total = float(np.sum(sample_weight, dtype=np.float64))
             if check and not total > 0:
                 self.check_values(sample_weight=sample_weight)
             wscale = 1.0 / total if total > 0 else np.nan
-        if _regime(d, k) == "narrow":
-            kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
-                      else _loss_gradient_narrow_serial_kernel)
-            acc, suspect = kernel(X, labels, W, b, w, use_w, wscale, need_grad, _n_chunks(n))
-            dW_sum = acc[:d * k].reshape(d, k)
-            db_sum = acc[d * k:d * k + k]
-            loss_sum, wsum = acc[d * k + k], acc[d * k + k + 1]
-        else:
-            dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
-                X, labels, W, b, w, use_w, wscale, need_grad, stop_on_suspect=check)
+        loss_sum, dW_sum, db_sum, wsum, suspect = _sums(
+            X, _kernel_labels(y), W, b, sample_weight, wscale, need_grad, check)
         if check and (suspect or not wsum > 0):
             # The kernel saw something wrong; the generic check says what (and raises).
             self.check_values(X=X, y=y, n_classes=k, sample_weight=sample_weight)
         W64 = W.astype(np.float64, copy=False)
-        penalty = 0.5 * reg * float(np.sum(W64 * W64)) if reg != 0 else 0.0  # as _penalty
-        loss = np.asarray(loss_sum / wsum + penalty, dtype=dtype)
+        loss = np.asarray(loss_sum / wsum + float(_penalty(W64, reg, _npx)), dtype=X.dtype)
         if not need_grad:
             return (loss,)
-        dW = (dW_sum / wsum + reg * W64).astype(dtype)
-        db = (db_sum / wsum).astype(dtype)
+        dW = (dW_sum / wsum + reg * W64).astype(X.dtype)
+        db = (db_sum / wsum).astype(X.dtype)
         return loss, dW, db
 
     def loss_gradient_sums(self, X, y, W, b, *, sample_weight=None, need_grad=True,
@@ -684,23 +673,40 @@ class NumbaBackend(Backend):
         unweighted), and ``suspect`` true when the kernel saw a value to check
         (non-finite ``X``/weights, a label outside ``[0, K)``, a negative weight).
         No value is checked here and ``reg`` is not applied.
+
+        The kernels see the weights scaled by a power of two that brings the
+        largest into ``[0.5, 1)`` -- exact, and undone exactly on the sums -- so
+        huge or subnormal weights neither overflow nor lose digits in the
+        kernels' input-dtype lanes (as ``w_i / sum(w)`` serves the one-process ops).
         """
-        n, d = X.shape
-        k = W.shape[1]
-        W = np.ascontiguousarray(W)
-        y = _kernel_labels(y)
-        use_w = sample_weight is not None
-        w = sample_weight if use_w else np.ones(1, X.dtype)
-        if _regime(d, k) == "narrow":
-            kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
-                      else _loss_gradient_narrow_serial_kernel)
-            # wscale 1: raw weights, the sums unnormalised (the caller divides once).
-            acc, suspect = kernel(X, y, W, b, w, use_w, 1.0, need_grad, _n_chunks(n))
-            return (float(acc[d * k + k]), acc[:d * k].reshape(d, k), acc[d * k:d * k + k],
-                    float(acc[d * k + k + 1]), bool(suspect))
-        dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
-            X, y, W, b, w, use_w, 1.0, need_grad, stop_on_suspect=stop_on_suspect)
-        return float(loss_sum), dW_sum, db_sum, float(wsum), bool(suspect)
+        wscale = 1.0
+        if sample_weight is not None and sample_weight.size:
+            top = float(np.max(sample_weight))
+            if math.isfinite(top) and top > 0:
+                wscale = math.ldexp(1.0, -min(max(math.frexp(top)[1], -1000), 1000))
+        loss_sum, dW_sum, db_sum, wsum, suspect = _sums(
+            X, _kernel_labels(y), W, b, sample_weight, wscale, need_grad, stop_on_suspect)
+        undo = 1.0 / wscale
+        return loss_sum * undo, dW_sum * undo, db_sum * undo, wsum * undo, suspect
+
+
+def _sums(X, labels, W, b, sample_weight, wscale, need_grad, stop_on_suspect):
+    """One fused pass: ``(loss_sum, dW_sum, db_sum, weight_sum, suspect)``, float64
+    sums over the rows with row weights ``c_i = w_i * wscale`` (1 unweighted)."""
+    n, d = X.shape
+    k = W.shape[1]
+    W = np.ascontiguousarray(W)
+    use_w = sample_weight is not None
+    w = sample_weight if use_w else np.ones(1, X.dtype)
+    if _regime(d, k) == "narrow":
+        kernel = (_loss_gradient_narrow_kernel if n > SERIAL_MAX_ROWS
+                  else _loss_gradient_narrow_serial_kernel)
+        acc, suspect = kernel(X, labels, W, b, w, use_w, wscale, need_grad, _n_chunks(n))
+        return (float(acc[d * k + k]), acc[:d * k].reshape(d, k), acc[d * k:d * k + k],
+                float(acc[d * k + k + 1]), bool(suspect))
+    dW_sum, db_sum, loss_sum, wsum, suspect = _loss_gradient_tiled(
+        X, labels, W, b, w, use_w, wscale, need_grad, stop_on_suspect=stop_on_suspect)
+    return float(loss_sum), dW_sum, db_sum, float(wsum), bool(suspect)
 
 
 def _kernel_labels(y):
