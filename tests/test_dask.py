@@ -50,11 +50,6 @@ def test_loss_gradient_block_sums_match_one_process(chunks, shape, weighted, dty
         assert_close(g, r, dtype)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known regression since merging issue 8's numba kernels: bit-identical across "
-    "schedulers when this test runs alone, not after other tests in the process (the "
-    "in-process scheduler's kernel/BLAS thread state differs from the workers'); open, "
-    "in the closing note"))
 @pytest.mark.parametrize("tree", ["flat", "deep"])
 def test_same_data_and_chunks_give_the_same_bits_on_any_scheduler(tree, monkeypatch):
     from fastsoftmax.backends import dask as dask_backend

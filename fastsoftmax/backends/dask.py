@@ -75,9 +75,17 @@ def load():
 
 # -- helpers that run inside the tasks (module level: workers import them) ----
 def _block_backend(block):
-    """The fastest local backend for a block's array type (numba for NumPy)."""
+    """The fastest local backend for a block's array type: ``numba`` for NumPy
+    (``numpy`` where Numba is unavailable), never ``"auto"``'s first-use rule,
+    which depends on what the process ran before -- every worker and the client
+    must pick the same kernel, or the same data would not give the same bits."""
     from . import get_backend
 
+    if isinstance(block, np.ndarray):
+        try:
+            return get_backend("numba")
+        except BackendUnavailableError:
+            return get_backend("numpy")
     return get_backend("auto", like=block)
 
 
