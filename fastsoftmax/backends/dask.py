@@ -41,6 +41,7 @@ has worker threads.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -74,6 +75,35 @@ def load():
 
 
 # -- helpers that run inside the tasks (module level: workers import them) ----
+def _quiet(task):
+    """Run a task with NumPy's floating-point warnings off.
+
+    A task runs in a scheduler thread or a worker process, where the caller's
+    ``np.errstate`` and warning filters do not reach; an overflow there would
+    print NumPy's warning on a console the caller cannot silence. The values
+    say it all (inf/NaN in the result, as the fused kernels return without a
+    warning), and the caller's checks turn them into the one clear error.
+    """
+    @functools.wraps(task)
+    def quiet(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return task(*args, **kwargs)
+    return quiet
+
+
+def _quiet_sum(x, axis=None, keepdims=False, dtype=None, **kwargs):
+    """``np.sum`` in a task, without warnings (the tree reduction's every level)."""
+    with np.errstate(all="ignore"):
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+
+
+def _sum_rows(a, split_every=None):
+    """Dask's tree reduction of ``a`` over its first axis, as ``da.sum`` builds it
+    (same grouping, same order, same bits), with quiet tasks."""
+    return da.reduction(a, _quiet_sum, _quiet_sum, axis=0, dtype=np.float64,
+                        split_every=split_every, concatenate=True)
+
+
 def _block_backend(block):
     """The fastest local backend for a block's array type: ``numba`` for NumPy
     (``numpy`` where Numba is unavailable), never ``"auto"``'s first-use rule,
@@ -121,6 +151,7 @@ def _sums_generic(be, X, y, W, b, w, need_grad):
     return loss_sum, to_numpy(xp.astype(X, xp.float64).T @ G), to_numpy(xp.sum(G, axis=0)), wsum
 
 
+@_quiet
 def _loss_block(X, y, W, b, w=None, *, need_grad, check):
     """One row block's partial sums as a ``(1, P)`` float64 row:
     ``[sum w_i l_i, sum w_i, dW_sum (D*K, row-major), db_sum (K)]``."""
@@ -149,6 +180,7 @@ def _loss_block(X, y, W, b, w=None, *, need_grad, check):
     return out
 
 
+@_quiet
 def _ce_block(S, y, w=None, *, check):
     """One block's ``[sum w_i l_i, sum w_i]`` of the cross-entropy from scores."""
     n = S.shape[0]
@@ -172,6 +204,7 @@ def _ce_block(S, y, w=None, *, check):
     return out
 
 
+@_quiet
 def _ce_rows_block(S, y, w=None, *, scale, need_grad, check):
     """One block's ``w_i l_i`` (``need_grad=False``) or ``dscores`` (True)."""
     be = _block_backend(S)
@@ -190,11 +223,13 @@ def _ce_rows_block(S, y, w=None, *, scale, need_grad, check):
     return be.cross_entropy_gradient(S, y, reduction="sum", sample_weight=w, check=False)[1]
 
 
+@_quiet
 def _scores_block(X, W, b, *, check):
     be = _block_backend(X)
     return be.scores(X, be.asarray(W), be.asarray(b), check=check)
 
 
+@_quiet
 def _rows_op_block(S, *, op, axis):
     return getattr(_block_backend(S), op)(S, axis)
 
@@ -438,7 +473,7 @@ class DaskBackend(Backend):
     def _weight_total(self, S, sample_weight, check):
         if sample_weight is None:
             return float(S.shape[0])
-        total = float(_compute_one(da.sum(self.asarray(sample_weight), dtype=np.float64)))
+        total = float(_compute_one(_sum_rows(self.asarray(sample_weight))))
         if check and not total > 0:  # a bad weight, or none positive: the checks say which
             self.check_values(sample_weight=sample_weight)
             _raise_zero_weight_sum()
@@ -496,7 +531,7 @@ def _tree_sum(parts):
     width = int(np.prod(parts.shape[1:], dtype=np.int64)) or 1
     blocks = parts.numblocks[0]
     split_every = min(max(8, TREE_BYTES // (8 * width)), max(2, blocks))
-    return np.asarray(_compute_one(da.sum(parts, axis=0, split_every=split_every)))
+    return np.asarray(_compute_one(_sum_rows(parts, split_every)))
 
 
 def _fresh(what):
