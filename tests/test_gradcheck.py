@@ -7,15 +7,9 @@ from test_net import net_problem
 
 import fastsoftmax as fs
 
+from conftest import NO_DASK
 
-@pytest.fixture
-def backend(backend):
-    """The conftest column, less dask: the network has no distributed path yet (its
-    reference ops on Dask arrays run step by step on the cluster: minutes per test)."""
-    if backend.name == "dask":
-        pytest.skip("TwoLayerNet on dask is not built yet (a follow-up of issues 10/11)")
-    return backend
-
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 # The largest relative error a correct gradient may show. float64: the issue's 1e-7
 # (measured ~1e-8 and below on these problems). float32: the centred difference's
@@ -26,23 +20,11 @@ GRADCHECK_TOL = {np.dtype(np.float64): 1e-7, np.dtype(np.float32): 1e-2}
 NAMES = ("W1", "b1", "W2", "b2")
 
 
-@pytest.fixture(autouse=True)
-def _torch_single_thread():
-    try:
-        import torch
-    except ImportError:  # see test_net.py: tiny ops, busy machine
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _on(be, arrays):
     return tuple(be.asarray(a) for a in arrays)
 
 
+@pytest.mark.no_dask(NO_DASK)
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_network_gradient_passes_gradcheck(backend, dtype, weighted):
     X, y, params, w = net_problem(n=20, h=6, seed=3, dtype=dtype)
@@ -73,6 +55,7 @@ def test_linear_gradient_passes_gradcheck(backend, dtype):
     assert result.max_rel_error < GRADCHECK_TOL[dtype], str(result)
 
 
+@pytest.mark.no_dask(NO_DASK)
 def test_estimators_pass_gradcheck(backend):
     """``gradcheck(model, X, y)``: an estimator's own objective at its parameters."""
     X, y, _, w = net_problem(n=30, seed=3)

@@ -13,31 +13,9 @@ import fastsoftmax as fs
 from fastsoftmax.backends import _reference_net
 
 import naive
-from conftest import assert_close
+from conftest import NO_DASK, assert_close
 
-
-@pytest.fixture
-def backend(backend):
-    """The conftest column, less dask: the network has no distributed path yet (its
-    reference ops on Dask arrays run step by step on the cluster: minutes per test)."""
-    if backend.name == "dask":
-        pytest.skip("TwoLayerNet on dask is not built yet (a follow-up of issues 10/11)")
-    return backend
-
-
-@pytest.fixture(autouse=True)
-def _torch_single_thread():
-    # Tiny tensors on a busy 2-core machine: torch's spinning intra-op threads make
-    # each op ~30x slower than one thread does (measured), which only costs time.
-    try:
-        import torch
-    except ImportError:  # no torch backend to slow down
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.no_dask(NO_DASK), pytest.mark.usefixtures("torch_single_thread")]
 
 
 def net_problem(n=40, d=3, h=7, k=4, seed=0, dtype=np.float64, margin=0.05):
