@@ -41,13 +41,13 @@ def test_notebook_experiment_over_seeds(backend):
     seeds = SEEDS[:2] if backend.name == "dask" else SEEDS
     losses, accuracies = [], []
     for seed in seeds:
-        model, accuracy = _notebook_run(seed, backend)
+        X, y = fs.make_spiral(100, 3, shuffle=False, seed=seed, backend=backend)
+        model, accuracy = _notebook_run(seed, backend, data=(X, y))
         history = np.asarray(model.loss_history_)
         assert len(history) == 200 and model.n_iter_ == 200 and not model.converged_
         assert abs(history[0] - np.log(3)) < 0.01  # W ~ 0.01 randn: near-uniform start
         assert np.all(np.diff(history) < 0), "the loss must decrease every step"
         if backend.name == "dask":
-            X, y = fs.make_spiral(100, 3, shuffle=False, seed=seed, backend=backend)
             local, local_accuracy = _notebook_run(seed, "numpy",
                                                   data=(fs.to_numpy(X), fs.to_numpy(y)))
             assert_close(history, np.asarray(local.loss_history_), np.float64)
